@@ -1,1 +1,4 @@
+//! massaged: a Home Assistant scalp-massage headrest daemon.
+
+pub mod config;
 pub mod core;

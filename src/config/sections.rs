@@ -1,0 +1,358 @@
+//! The configuration file's sections as plain data, each with a default for every key.
+
+use crate::core::Routine;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Identity of the device.
+    pub device: DeviceSection,
+    /// Broker connection.
+    pub mqtt: MqttSection,
+    /// Home Assistant discovery.
+    pub homeassistant: HomeAssistantSection,
+    /// Output driver and channel map.
+    pub driver: DriverSection,
+    /// Frame rate and ramps.
+    pub engine: EngineSection,
+    /// Hard limits.
+    pub safety: SafetySection,
+    /// Relaxer guard.
+    pub guard: GuardSection,
+    /// Persisted state.
+    pub store: StoreSection,
+    /// Logging.
+    pub log: LogSection,
+    /// User routines, in the same format as the built-ins.
+    pub routines: Vec<Routine>,
+}
+
+/// `[device]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceSection {
+    /// Topic-safe id (`[a-z0-9_-]`); empty means the host name made safe.
+    pub id: String,
+    /// Display name in Home Assistant.
+    pub name: String,
+}
+
+impl Default for DeviceSection {
+    fn default() -> Self {
+        DeviceSection {
+            id: String::new(),
+            name: "Massage headrest".into(),
+        }
+    }
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSection {
+    /// `mqtt://host:port` or `mqtts://host:port`.
+    pub url: String,
+    /// Username, if the broker needs one.
+    pub username: Option<String>,
+    /// Password (prefer `password_file`).
+    pub password: Option<String>,
+    /// File holding the password (works with systemd `LoadCredential=`).
+    pub password_file: Option<PathBuf>,
+    /// CA certificate (PEM) for `mqtts://`.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM).
+    pub client_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    pub client_key: Option<PathBuf>,
+    /// MQTT client id; empty means `massaged-{device.id}`.
+    pub client_id: String,
+    /// Keep-alive in seconds.
+    pub keep_alive_s: u16,
+    /// First topic level.
+    pub base_topic: String,
+    /// Seconds between state updates while running.
+    pub progress_interval_s: u32,
+    /// Largest accepted command payload in bytes.
+    pub max_payload_bytes: usize,
+    /// Commands per second accepted on average (`stop` is never limited).
+    pub rate_limit_per_s: u32,
+    /// Commands accepted in a burst.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        MqttSection {
+            url: "mqtt://127.0.0.1:1883".into(),
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            client_id: String::new(),
+            keep_alive_s: 30,
+            base_topic: "massaged".into(),
+            progress_interval_s: 10,
+            max_payload_bytes: 4096,
+            rate_limit_per_s: 20,
+            rate_limit_burst: 40,
+        }
+    }
+}
+
+/// `[homeassistant]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HomeAssistantSection {
+    /// Publish device discovery.
+    pub enabled: bool,
+    /// Discovery prefix.
+    pub discovery_prefix: String,
+}
+
+impl Default for HomeAssistantSection {
+    fn default() -> Self {
+        HomeAssistantSection {
+            enabled: true,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
+/// Which output backend drives the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverKind {
+    /// Simulated: logs frames, optionally records them to CSV.
+    #[default]
+    Sim,
+    /// Linux PWM sysfs.
+    Pwm,
+    /// Line protocol to a microcontroller.
+    Serial,
+}
+
+/// Frame slots of each zone.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZoneChannels {
+    /// Temple motors.
+    pub temples: Vec<u16>,
+    /// Hairline motors.
+    pub hairline: Vec<u16>,
+    /// Crown motors.
+    pub crown: Vec<u16>,
+    /// Ear motors.
+    pub ears: Vec<u16>,
+    /// Neck motors.
+    pub neck: Vec<u16>,
+}
+
+impl Default for ZoneChannels {
+    fn default() -> Self {
+        ZoneChannels {
+            temples: vec![0, 1],
+            hairline: vec![2, 3],
+            crown: vec![4, 5],
+            ears: vec![6, 7],
+            neck: vec![8, 9],
+        }
+    }
+}
+
+/// `[driver.pwm]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PwmSection {
+    /// Root of the PWM class directory.
+    pub sysfs_root: PathBuf,
+    /// Chip number used for slots without an explicit output.
+    pub chip: u32,
+    /// Optional per-slot outputs as `"CHIP:CHANNEL"`; slot `n` defaults to `{chip}:{n}`.
+    pub outputs: Vec<String>,
+    /// PWM frequency in hertz.
+    pub frequency_hz: u32,
+}
+
+impl Default for PwmSection {
+    fn default() -> Self {
+        PwmSection {
+            sysfs_root: "/sys/class/pwm".into(),
+            chip: 0,
+            outputs: Vec::new(),
+            frequency_hz: 1000,
+        }
+    }
+}
+
+/// `[driver.serial]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SerialSection {
+    /// Serial device path.
+    pub port: PathBuf,
+    /// Baud rate.
+    pub baud: u32,
+    /// Interval of heartbeat lines while idle, in milliseconds.
+    pub heartbeat_ms: u32,
+    /// Silence after which the microcontroller stops all outputs, in milliseconds.
+    pub heartbeat_timeout_ms: u32,
+    /// How long to wait for an acknowledgement, in milliseconds.
+    pub ack_timeout_ms: u32,
+}
+
+impl Default for SerialSection {
+    fn default() -> Self {
+        SerialSection {
+            port: "/dev/ttyUSB0".into(),
+            baud: 115_200,
+            heartbeat_ms: 250,
+            heartbeat_timeout_ms: 1000,
+            ack_timeout_ms: 200,
+        }
+    }
+}
+
+/// `[driver]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriverSection {
+    /// Backend.
+    pub kind: DriverKind,
+    /// Zone to frame slots.
+    pub channels: ZoneChannels,
+    /// Slot of the heater, if any.
+    pub heat_channel: Option<u16>,
+    /// `sim` only: append every frame to this CSV file.
+    pub record: Option<PathBuf>,
+    /// PWM settings.
+    pub pwm: PwmSection,
+    /// Serial settings.
+    pub serial: SerialSection,
+}
+
+impl Default for DriverSection {
+    fn default() -> Self {
+        DriverSection {
+            kind: DriverKind::Sim,
+            channels: ZoneChannels::default(),
+            heat_channel: Some(10),
+            record: None,
+            pwm: PwmSection::default(),
+            serial: SerialSection::default(),
+        }
+    }
+}
+
+/// `[engine]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// Frames per second while running.
+    pub frame_hz: u32,
+    /// Soft start, soft stop and intensity ramp, in milliseconds.
+    pub ramp_ms: u32,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            frame_hz: 50,
+            ramp_ms: 2000,
+        }
+    }
+}
+
+/// `[safety]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SafetySection {
+    /// Longest session.
+    pub max_session_minutes: u32,
+    /// Longest continuous heat.
+    pub max_heat_minutes: u32,
+    /// Highest motor level, permille.
+    pub max_level: u16,
+    /// Heater level when on, permille.
+    pub heat_level: u16,
+}
+
+impl Default for SafetySection {
+    fn default() -> Self {
+        SafetySection {
+            max_session_minutes: 30,
+            max_heat_minutes: 15,
+            max_level: 1000,
+            heat_level: 1000,
+        }
+    }
+}
+
+/// `[guard]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardSection {
+    /// Days before the relaxer date on which starts are refused.
+    pub days_before: u32,
+}
+
+impl Default for GuardSection {
+    fn default() -> Self {
+        GuardSection { days_before: 3 }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Where settings and counters are saved.
+    pub path: PathBuf,
+    /// Delay that coalesces saves, in milliseconds.
+    pub debounce_ms: u32,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            path: "/var/lib/massaged/state.json".into(),
+            debounce_ms: 1000,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// journald when started by systemd, else text.
+    #[default]
+    Auto,
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// Level filter (`RUST_LOG` syntax); `RUST_LOG` wins when set.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+            format: LogFormat::Auto,
+        }
+    }
+}
