@@ -240,14 +240,11 @@ impl Engine {
     /// Finds a routine by id, or by display name ignoring case.
     pub fn find_routine(&self, name: &str) -> Option<usize> {
         let name = name.trim();
-        self.routines
-            .iter()
-            .position(|r| r.id == name)
-            .or_else(|| {
-                self.routines
-                    .iter()
-                    .position(|r| r.name.eq_ignore_ascii_case(name))
-            })
+        self.routines.iter().position(|r| r.id == name).or_else(|| {
+            self.routines
+                .iter()
+                .position(|r| r.name.eq_ignore_ascii_case(name))
+        })
     }
 
     fn selected_routine(&self) -> usize {
@@ -355,10 +352,7 @@ impl Engine {
             Some(Action::Resume) if state != SessionState::Paused => {
                 return Err(Rejection::new(
                     RejectCode::NotRunning,
-                    format!(
-                        "resume needs a paused session; state is {}",
-                        state.as_str()
-                    ),
+                    format!("resume needs a paused session; state is {}", state.as_str()),
                 ));
             }
             Some(Action::Skip) if self.session.is_none() => {
@@ -605,10 +599,9 @@ impl Engine {
     }
 
     /// Ends the session, if any; the heater goes off unless it was turned on alone.
-    fn end_session(&mut self, now: Instant, reason: Reason) {
-        let Some(session) = self.session.take() else {
-            return;
-        };
+    /// Returns the event to publish once the resulting frame is out.
+    fn end_session(&mut self, now: Instant, reason: Reason) -> Option<Event> {
+        let session = self.session.take()?;
         let active = session.active(now).min(session.end);
         self.counters.massage_seconds_total += active.as_secs();
         if self.heat.is_some_and(|h| !h.alone) {
@@ -619,15 +612,24 @@ impl Engine {
         } else {
             EventKind::Stopped
         };
-        let routine = self.routines[session.routine].id.clone();
-        self.push_event(kind, routine, Some(reason));
+        self.state_dirty = true;
+        Some(Event {
+            kind,
+            routine: self.routines[session.routine].id.clone(),
+            step: None,
+            step_index: None,
+            reason: Some(reason),
+            fault: None,
+        })
     }
 
+    /// Zeroes every output first, then reports the session's end.
     fn stop_all(&mut self, now: Instant, reason: Reason) {
-        self.end_session(now, reason);
+        let ended = self.end_session(now, reason);
         self.heat = None;
         self.state_dirty = true;
         self.emit_frame(now, true);
+        self.outputs.extend(ended.map(Output::Event));
     }
 
     /// Stops everything for a shutdown: the next output is an all-zero frame.
@@ -638,9 +640,8 @@ impl Engine {
 
     /// Reports a driver error: outputs off, state `fault` until `clear_fault`.
     pub fn handle_fault(&mut self, now: Instant, fault: Fault) {
-        self.end_session(now, Reason::Fault);
-        self.heat = None;
         self.fault = Some(fault.clone());
+        self.stop_all(now, Reason::Fault);
         let routine = self.routines[self.selected_routine()].id.clone();
         self.outputs.push_back(Output::Event(Event {
             kind: EventKind::Fault,
@@ -650,8 +651,6 @@ impl Engine {
             reason: Some(Reason::Fault),
             fault: Some(fault),
         }));
-        self.state_dirty = true;
-        self.emit_frame(now, true);
         self.flush_state_with(Some(now));
     }
 
@@ -664,10 +663,15 @@ impl Engine {
         };
         let frame = session.instant_at(frame_time(session.next_frame, self.config.frame_hz));
         let end = session.instant_at(session.end);
-        [Some(frame), Some(end), Some(session.next_progress), heat_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            Some(frame),
+            Some(end),
+            Some(session.next_progress),
+            heat_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Advances time to `now`: frames, step changes, session end, heat cap, progress.
@@ -679,17 +683,20 @@ impl Engine {
             self.state_dirty = true;
         }
         let (due_end, due_progress) = match &self.session {
-            Some(s) if s.paused_at.is_none() => {
-                (s.active(now) >= s.end, now >= s.next_progress)
-            }
+            Some(s) if s.paused_at.is_none() => (s.active(now) >= s.end, now >= s.next_progress),
             _ => (false, false),
         };
         if due_end {
-            self.end_session(now, Reason::Completed);
+            let ended = self.end_session(now, Reason::Completed);
+            self.emit_frame(now, false);
+            self.outputs.extend(ended.map(Output::Event));
         } else {
             self.announce_step(now);
             if due_progress && let Some(session) = self.session.as_mut() {
-                let interval = self.config.progress_interval.max(Duration::from_millis(100));
+                let interval = self
+                    .config
+                    .progress_interval
+                    .max(Duration::from_millis(100));
                 while session.next_progress <= now {
                     session.next_progress += interval;
                 }
@@ -868,9 +875,9 @@ fn motor_levels(
     let pos = (t.as_nanos() + session.shift.as_nanos()) % len;
     let (_, step, start) = step_at(routine, pos);
     let in_step = pos - start;
-    let phase =
-        (in_step * u128::from(step.tempo) * u128::from(PHASE_ONE) / NANOS_PER_MINUTE) as u32
-            % PHASE_ONE;
+    let phase = (in_step * u128::from(step.tempo) * u128::from(PHASE_ONE) / NANOS_PER_MINUTE)
+        as u32
+        % PHASE_ONE;
     let intensity = u64::from(ramp_value(&session.intensity, t, config.ramp));
     let env = u64::from(envelope(session, t, config.ramp));
     let max = u64::from(config.max_level);
