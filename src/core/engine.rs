@@ -852,14 +852,11 @@ fn envelope(session: &Session, t: Duration, ramp: Duration) -> u32 {
         return 0;
     }
     let rise = ramp_value(&session.envelope, t, ramp);
-    let ramp_nanos = ramp.as_nanos();
-    let fall = if ramp_nanos == 0 {
-        1000
-    } else {
-        let left = (session.end - t).as_nanos();
-        // Clamped to 1000, so the cast is lossless.
-        (left * 1000 / ramp_nanos).min(1000) as u32
-    };
+    let left = (session.end - t).as_nanos();
+    // Without a ramp the level stays full until the end; the result is clamped to 1000.
+    let fall = (left * 1000)
+        .checked_div(ramp.as_nanos())
+        .map_or(1000, |f| f.min(1000) as u32);
     rise.min(fall)
 }
 
