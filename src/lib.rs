@@ -3,3 +3,7 @@
 pub mod config;
 pub mod core;
 pub mod timeline;
+pub mod ctl;
+pub mod daemon;
+pub mod forget;
+pub mod logging;

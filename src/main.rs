@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use massaged::config::Config;
 use massaged::core::{Command, Engine};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,6 +20,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the service: connect to the broker, publish discovery, execute commands.
+    Run {
+        /// Start an in-process MQTT broker on ADDR and connect to it (no external broker needed).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:1883")]
+        embedded_broker: Option<SocketAddr>,
+        /// Log format (default: log.format from the config).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Control a running daemon over MQTT (uses the same config to find the broker and device).
+    Ctl {
+        /// Device id (default: device.id from the config, else the host name).
+        #[arg(long)]
+        device: Option<String>,
+        #[command(subcommand)]
+        action: CtlCmd,
+    },
+    /// Remove the device from Home Assistant and clear its retained state and availability.
+    Forget {
+        /// Device id (default: device.id from the config, else the host name).
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// List the routines: id, name, length and description.
     Routines,
     /// Print the deterministic timeline of a routine without touching any device.
@@ -45,6 +69,47 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// Start a session (or change the running one).
+    Start {
+        /// Routine id or display name (default: the selected routine).
+        routine: Option<String>,
+        /// Intensity in percent.
+        #[arg(long)]
+        intensity: Option<u32>,
+        /// Session length in minutes.
+        #[arg(long)]
+        minutes: Option<u32>,
+        /// Heat during the session.
+        #[arg(long)]
+        heat: bool,
+        /// Start even inside the relaxer-guard window.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop everything.
+    Stop,
+    /// Pause the session.
+    Pause,
+    /// Resume the session.
+    Resume,
+    /// Skip to the next step.
+    Skip,
+    /// Leave the fault state once the device works again.
+    ClearFault,
+    /// Print the state; exits non-zero when the daemon is offline.
+    Status,
+    /// Follow state and events.
+    Watch,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Table,
@@ -63,8 +128,48 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Cmd::Run {
+            embedded_broker,
+            log_format,
+        } => {
+            let config = load(&cli.config)?;
+            let format = match log_format {
+                Some(LogFormatArg::Json) => massaged::config::LogFormat::Json,
+                Some(LogFormatArg::Text) => massaged::config::LogFormat::Text,
+                None => config.log.format,
+            };
+            massaged::logging::init(&config.log.level, format);
+            runtime()?.block_on(run(config, embedded_broker))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ctl { device, action } => {
+            let config = load(&cli.config)?;
+            massaged::logging::init("warn", massaged::config::LogFormat::Text);
+            let (options, topics) = client_target(&config, device)?;
+            let request = ctl_request(action);
+            let outcome = runtime()?.block_on(massaged::ctl::run(options, topics, request))?;
+            Ok(match outcome {
+                massaged::ctl::CtlOutcome::Ok => ExitCode::SUCCESS,
+                massaged::ctl::CtlOutcome::Failed => ExitCode::FAILURE,
+            })
+        }
+        Cmd::Forget { device } => {
+            let config = load(&cli.config)?;
+            massaged::logging::init("warn", massaged::config::LogFormat::Text);
+            let (options, topics) = client_target(&config, device)?;
+            runtime()?.block_on(massaged::forget::run(options, topics))?;
+            println!("removed {} from Home Assistant and cleared its retained topics", topics_root(&config));
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Routines => {
             let config = load(&cli.config)?;
             print_routines(&config)?;
@@ -169,4 +274,92 @@ fn simulate(
     };
     print!("{text}");
     Ok(())
+}
+
+async fn run(config: Config, embedded_broker: Option<SocketAddr>) -> Result<()> {
+    let mut options = massaged::daemon::RunOptions::default();
+    #[cfg(feature = "embedded-broker")]
+    let _broker = match embedded_broker {
+        Some(addr) => {
+            let broker = massaged::broker::EmbeddedBroker::start(addr)
+                .with_context(|| format!("starting the embedded broker on {addr}"))?;
+            let local = broker.local_addr();
+            tracing::info!(addr = %local, "embedded MQTT broker listening");
+            options.broker_override = Some((local.ip().to_string(), local.port()));
+            Some(broker)
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "embedded-broker"))]
+    if embedded_broker.is_some() {
+        bail!("this build has no embedded broker (cargo feature `embedded-broker`)");
+    }
+    massaged::daemon::run(config, options).await?;
+    Ok(())
+}
+
+fn topics_root(config: &Config) -> String {
+    format!("{}/{}", config.mqtt.base_topic, config.device_id())
+}
+
+fn client_target(
+    config: &Config,
+    device: Option<String>,
+) -> Result<(massaged::mqtt::link::LinkOptions, massaged::mqtt::topics::Topics)> {
+    let device_id = device.unwrap_or_else(|| config.device_id());
+    let topics = massaged::mqtt::topics::Topics::new(
+        &config.mqtt.base_topic,
+        &device_id,
+        &config.homeassistant.discovery_prefix,
+    );
+    let mut options = massaged::mqtt::link::LinkOptions::from_url(&config.mqtt.url, "massaged-ctl")
+        .with_context(|| format!("mqtt.url = {}", config.mqtt.url))?;
+    options.username = config.mqtt.username.clone();
+    options.password = config.mqtt_password()?;
+    Ok((options, topics))
+}
+
+fn ctl_request(action: CtlCmd) -> massaged::ctl::CtlRequest {
+    use massaged::ctl::CtlRequest;
+    use serde_json::{Map, Value, json};
+    let simple = |action: &str| {
+        let mut map = Map::new();
+        map.insert("action".into(), json!(action));
+        CtlRequest::Command(map)
+    };
+    match action {
+        CtlCmd::Start {
+            routine,
+            intensity,
+            minutes,
+            heat,
+            force,
+        } => {
+            let mut map = Map::new();
+            map.insert("action".into(), json!("start"));
+            if let Some(routine) = routine {
+                map.insert("routine".into(), Value::String(routine));
+            }
+            if let Some(intensity) = intensity {
+                map.insert("intensity".into(), json!(intensity));
+            }
+            if let Some(minutes) = minutes {
+                map.insert("minutes".into(), json!(minutes));
+            }
+            if heat {
+                map.insert("heat".into(), json!(true));
+            }
+            if force {
+                map.insert("force".into(), json!(true));
+            }
+            CtlRequest::Command(map)
+        }
+        CtlCmd::Stop => simple("stop"),
+        CtlCmd::Pause => simple("pause"),
+        CtlCmd::Resume => simple("resume"),
+        CtlCmd::Skip => simple("skip"),
+        CtlCmd::ClearFault => simple("clear_fault"),
+        CtlCmd::Status => CtlRequest::Status,
+        CtlCmd::Watch => CtlRequest::Watch,
+    }
 }

@@ -30,6 +30,13 @@ fn days_in_month(year: i32, month: u8) -> u8 {
 }
 
 impl Date {
+    /// 1970-01-01.
+    pub const EPOCH: Date = Date {
+        year: 1970,
+        month: 1,
+        day: 1,
+    };
+
     /// A date, or `None` when the day does not exist (years 1..=9999).
     pub fn new(year: i32, month: u8, day: u8) -> Option<Date> {
         let valid = (1..=9999).contains(&year)

@@ -1,0 +1,395 @@
+//! `massaged run`: wires MQTT, the engine, the device and the store with one `select!` loop.
+
+pub mod calendar;
+pub mod rate;
+mod saver;
+
+use crate::config::Config;
+use crate::core::{Action, Engine, Fault, Output, RejectCode, Rejection, SessionState};
+use crate::device::{DeviceError, Driver};
+use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
+use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
+use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
+use crate::mqtt::render::{WallClock, render_event, render_rejected, render_response, render_state};
+use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
+use crate::store::{SavedState, Store};
+use rate::TokenBucket;
+use saver::Saver;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::sleep_until;
+
+/// Why the daemon could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration does not make a working engine.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The device could not be opened.
+    #[error("device: {0}")]
+    Device(#[from] DeviceError),
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The MQTT link task ended unexpectedly.
+    #[error("the MQTT link ended unexpectedly")]
+    LinkEnded,
+}
+
+/// How `run` was asked to connect.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Connect to this broker instead of `mqtt.url` (the embedded broker's address).
+    pub broker_override: Option<(String, u16)>,
+}
+
+/// Longest wait for the broker to take `offline` and our DISCONNECT on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+/// Home Assistant asks for a republish with its birth message; spread the answers.
+const REPUBLISH_DELAY_MS: std::ops::Range<u64> = 200..2500;
+
+/// The running service's state, owned by the main loop.
+struct Daemon {
+    engine: Engine,
+    driver: Driver,
+    publisher: Publisher,
+    topics: Topics,
+    discovery: Option<String>,
+    clock: WallClock,
+    bucket: TokenBucket,
+    max_payload: usize,
+    saver: Saver,
+    saved: SavedState,
+    connected: bool,
+    republish_at: Option<tokio::time::Instant>,
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError> {
+    let engine_config = config
+        .engine_config()
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
+    let slots = engine_config.channels.count();
+    // Outputs are forced to zero before anything else happens.
+    let mut driver = Driver::open(&config.driver, slots).await?;
+    driver.all_off().await?;
+
+    let store = Store::new(config.store.path.clone());
+    let (saved, warning) = store.load();
+    if let Some(warning) = warning {
+        tracing::warn!(path = %config.store.path.display(), %warning, "saved state not usable, using defaults");
+    }
+    let routines = config
+        .routine_library()
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
+    let mut engine = Engine::new(
+        engine_config.clone(),
+        routines,
+        saved.settings(),
+        saved.counters(),
+    )
+    .map_err(|e| DaemonError::Config(e.to_string()))?;
+    engine.set_today(calendar::local_today());
+
+    let device_id = config.device_id();
+    let topics = Topics::new(
+        &config.mqtt.base_topic,
+        &device_id,
+        &config.homeassistant.discovery_prefix,
+    );
+    let discovery = config.homeassistant.enabled.then(|| {
+        discovery_payload(&DiscoveryInfo::new(
+            &device_id,
+            &config.device.name,
+            topics.clone(),
+            engine.routines().iter().map(|r| r.name.clone()).collect(),
+            engine_config.max_session_minutes,
+        ))
+    });
+    let link_options = link_options(&config, &options, &device_id, &topics)?;
+    tracing::info!(
+        device_id = %device_id,
+        broker = %format!("{}:{}", link_options.host, link_options.port),
+        driver = ?driver.kind(),
+        "massaged starting"
+    );
+    let (publisher, events) = Link::start(link_options);
+    let saver = Saver::spawn(store, Duration::from_millis(config.store.debounce_ms.into()));
+    let mut daemon = Daemon {
+        engine,
+        driver,
+        publisher,
+        topics,
+        discovery,
+        clock: WallClock::new(Instant::now(), SystemTime::now()),
+        bucket: TokenBucket::new(config.mqtt.rate_limit_per_s, config.mqtt.rate_limit_burst),
+        max_payload: config.mqtt.max_payload_bytes,
+        saver,
+        saved,
+        connected: false,
+        republish_at: None,
+    };
+    daemon.drain().await;
+    let result = daemon.main_loop(events).await;
+    daemon.shutdown().await;
+    result
+}
+
+fn link_options(
+    config: &Config,
+    options: &RunOptions,
+    device_id: &str,
+    topics: &Topics,
+) -> Result<LinkOptions, DaemonError> {
+    let client_id = if config.mqtt.client_id.is_empty() {
+        format!("massaged-{device_id}")
+    } else {
+        config.mqtt.client_id.clone()
+    };
+    let mut link = match &options.broker_override {
+        Some((host, port)) => LinkOptions::new(host.clone(), *port, client_id),
+        None => LinkOptions::from_url(&config.mqtt.url, client_id)
+            .map_err(|e| DaemonError::Config(format!("mqtt.url: {e}")))?,
+    };
+    link.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s.into());
+    link.username = config.mqtt.username.clone();
+    link.password = config
+        .mqtt_password()
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
+    link.last_will = Some(LastWill {
+        topic: topics.availability.clone(),
+        payload: PAYLOAD_OFFLINE.into(),
+        retain: true,
+    });
+    link.subscriptions = vec![topics.set.clone(), topics.ha_status.clone()];
+    Ok(link)
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn to_tokio(at: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(at)
+}
+
+impl Daemon {
+    async fn main_loop(&mut self, mut events: mpsc::Receiver<LinkEvent>) -> Result<(), DaemonError> {
+        let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        let mut midnight = tokio::time::Instant::now() + calendar::until_next_midnight();
+        loop {
+            let engine_due = self.engine.poll_timeout().map(to_tokio);
+            let heartbeat_due = self.driver.heartbeat_due().map(to_tokio);
+            tokio::select! {
+                biased;
+                _ = sigterm.recv() => {
+                    tracing::info!(signal = "SIGTERM", "stopping");
+                    return Ok(());
+                }
+                _ = sigint.recv() => {
+                    tracing::info!(signal = "SIGINT", "stopping");
+                    return Ok(());
+                }
+                _ = sleep_until_opt(engine_due) => {
+                    self.engine.handle_timeout(Instant::now());
+                }
+                event = events.recv() => match event {
+                    Some(event) => self.on_link_event(event).await,
+                    None => return Err(DaemonError::LinkEnded),
+                },
+                _ = sleep_until_opt(heartbeat_due) => {
+                    if let Err(error) = self.driver.heartbeat().await {
+                        self.fault(error).await;
+                    }
+                }
+                _ = sleep_until_opt(self.republish_at) => {
+                    self.republish_at = None;
+                    self.publish_all();
+                }
+                _ = sleep_until(midnight) => {
+                    self.engine.set_today(calendar::local_today());
+                    midnight = tokio::time::Instant::now() + calendar::until_next_midnight();
+                }
+            }
+            self.drain().await;
+        }
+    }
+
+    async fn on_link_event(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Connected => {
+                self.connected = true;
+                self.publish_all();
+            }
+            LinkEvent::Disconnected { reason } => {
+                self.connected = false;
+                tracing::warn!(%reason, "mqtt connection lost; reconnecting");
+            }
+            LinkEvent::Message { topic, payload, retain } => {
+                if topic == self.topics.set {
+                    self.on_set(&payload, retain).await;
+                } else if topic == self.topics.ha_status {
+                    if payload.as_ref() == b"online" {
+                        let delay = fastrand::u64(REPUBLISH_DELAY_MS);
+                        tracing::info!(delay_ms = delay, "home assistant online; republishing soon");
+                        self.republish_at =
+                            Some(tokio::time::Instant::now() + Duration::from_millis(delay));
+                    }
+                } else {
+                    tracing::debug!(%topic, "message on an unexpected topic ignored");
+                }
+            }
+        }
+    }
+
+    /// Availability, discovery and state, all retained: what a (re)connected broker or a
+    /// restarted Home Assistant needs.
+    fn publish_all(&mut self) {
+        self.publish(&self.topics.availability.clone(), PAYLOAD_ONLINE.as_bytes().to_vec(), true);
+        if let Some(discovery) = self.discovery.clone() {
+            self.publish(&self.topics.discovery_config.clone(), discovery.into_bytes(), true);
+        }
+        let state = render_state(&self.engine.snapshot(Instant::now()), &self.clock);
+        self.publish(&self.topics.state.clone(), state.into_bytes(), true);
+    }
+
+    /// Queues a publish without ever waiting: the loop must keep writing frames even when the
+    /// broker is away (everything retained is republished on reconnect).
+    fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) {
+        if !self.connected {
+            return;
+        }
+        if let Err(error) = self.publisher.try_publish(topic, payload, retain) {
+            tracing::warn!(%topic, %error, "mqtt publish dropped");
+        }
+    }
+
+    async fn on_set(&mut self, payload: &[u8], retain: bool) {
+        if payload.is_empty() {
+            // Our own clearing of a retained command comes back empty.
+            return;
+        }
+        if retain {
+            tracing::warn!(topic = %self.topics.set, bytes = payload.len(), "retained command ignored and cleared");
+            if let Err(error) = self.publisher.try_publish(&self.topics.set, Vec::new(), true) {
+                tracing::warn!(%error, "could not clear the retained command");
+            }
+            return;
+        }
+        let now = Instant::now();
+        let ParsedCommand { id, command } = match parse_command(payload, self.max_payload) {
+            Ok(parsed) => parsed,
+            Err(CommandError { id, rejection }) => {
+                self.reject(id.as_deref(), &rejection);
+                return;
+            }
+        };
+        if command.action != Some(Action::Stop) && !self.bucket.allow(now) {
+            let rejection = Rejection::new(
+                RejectCode::RateLimited,
+                "too many commands; stop is always accepted",
+            );
+            self.reject(id.as_deref(), &rejection);
+            return;
+        }
+        if command.action == Some(Action::ClearFault)
+            && self.engine.state() == SessionState::Fault
+            && let Err(error) = self.driver.recover().await
+        {
+            let rejection = Rejection::new(
+                RejectCode::FaultActive,
+                format!("the device still fails: {error}"),
+            );
+            self.reject(id.as_deref(), &rejection);
+            return;
+        }
+        match self.engine.handle_command(now, &command) {
+            Ok(()) => {
+                tracing::info!(action = command.action.map(|a| a.as_str()), id = id.as_deref(), "command accepted");
+                if let Some(id) = id {
+                    let reply = render_response(&id, Ok(()));
+                    self.publish(&self.topics.response.clone(), reply.into_bytes(), false);
+                }
+            }
+            Err(rejection) => self.reject(id.as_deref(), &rejection),
+        }
+    }
+
+    fn reject(&self, id: Option<&str>, rejection: &Rejection) {
+        tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id, "command rejected");
+        self.publish(
+            &self.topics.event,
+            render_rejected(rejection, id).into_bytes(),
+            false,
+        );
+        if let Some(id) = id {
+            let reply = render_response(id, Err(rejection));
+            self.publish(&self.topics.response, reply.into_bytes(), false);
+        }
+    }
+
+    async fn fault(&mut self, error: DeviceError) {
+        tracing::error!(%error, "device fault: outputs off");
+        // Best effort: the device may be gone entirely.
+        if let Err(error) = self.driver.all_off().await {
+            tracing::warn!(%error, "could not zero the outputs after the fault");
+        }
+        if self.engine.state() != SessionState::Fault {
+            self.engine.handle_fault(
+                Instant::now(),
+                Fault {
+                    code: error.code().to_string(),
+                    message: error.to_string(),
+                },
+            );
+        }
+    }
+
+    /// Hands every engine output to the device and the broker, then schedules a save.
+    async fn drain(&mut self) {
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::Frame(frame) => {
+                    if let Err(error) = self.driver.write(&frame).await {
+                        self.fault(error).await;
+                    }
+                }
+                Output::State(snapshot) => {
+                    let state = render_state(&snapshot, &self.clock);
+                    self.publish(&self.topics.state.clone(), state.into_bytes(), true);
+                }
+                Output::Event(event) => {
+                    tracing::info!(event = event.kind.as_str(), routine = %event.routine, "session event");
+                    self.publish(&self.topics.event.clone(), render_event(&event).into_bytes(), false);
+                }
+            }
+        }
+        let current = SavedState::from_core(self.engine.settings(), self.engine.counters());
+        if current != self.saved {
+            self.saved = current.clone();
+            self.saver.save(current);
+        }
+    }
+
+    /// Outputs to zero, `offline` published, state saved, broker disconnected.
+    async fn shutdown(mut self) {
+        self.engine.shutdown(Instant::now());
+        self.drain().await;
+        if let Err(error) = self.driver.close().await {
+            tracing::warn!(%error, "closing the device");
+        }
+        self.publish(&self.topics.availability.clone(), PAYLOAD_OFFLINE.as_bytes().to_vec(), true);
+        self.saver.finish(SHUTDOWN_GRACE).await;
+        if self.connected
+            && let Err(error) = self.publisher.disconnect_within(SHUTDOWN_GRACE).await
+        {
+            tracing::warn!(%error, "mqtt disconnect");
+        }
+        tracing::info!("massaged stopped");
+    }
+}
