@@ -124,9 +124,9 @@ mod tests {
         let at = |phase: u32| -> Vec<u32> { (0..3).map(|z| sweep(phase, z, 3)).collect() };
         let early = at(PHASE_ONE / 6);
         let late = at(PHASE_ONE * 5 / 6);
-        assert_eq!(early[0], 1000);
+        assert!(early[0] >= 990, "{early:?}");
         assert_eq!(early[2], 0);
-        assert_eq!(late[2], 1000);
+        assert!(late[2] >= 990, "{late:?}");
         assert_eq!(late[0], 0);
     }
 }
