@@ -2,8 +2,9 @@
 
 pub mod config;
 pub mod core;
-pub mod timeline;
 pub mod ctl;
 pub mod daemon;
 pub mod forget;
 pub mod logging;
+pub mod mqtt;
+pub mod timeline;

@@ -1,0 +1,14 @@
+//! MQTT layer: topic layout, command parsing, payload rendering and Home Assistant discovery.
+//!
+//! Everything here is pure (no I/O, no clock reads) so it can be unit-tested; the async link
+//! that owns the broker connection lives beside it.
+
+pub mod command;
+pub mod discovery;
+pub mod render;
+pub mod topics;
+
+pub use command::{CommandError, ParsedCommand, parse_command};
+pub use discovery::{DiscoveryInfo, discovery_payload, forget_payloads};
+pub use render::{WallClock, render_event, render_rejected, render_response, render_state};
+pub use topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics, topic_safe_id};

@@ -1,0 +1,93 @@
+//! The topic layout of one device (DESIGN.md section 3).
+
+/// Availability payload while the daemon is connected.
+pub const PAYLOAD_ONLINE: &str = "online";
+/// Availability payload as last will and before a clean exit.
+pub const PAYLOAD_OFFLINE: &str = "offline";
+
+/// Every topic the daemon publishes to or subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// `{base_topic}/{device_id}`.
+    pub root: String,
+    /// `{root}/availability`: `online` / `offline`, retained.
+    pub availability: String,
+    /// `{root}/state`: JSON state, retained.
+    pub state: String,
+    /// `{root}/set`: incoming commands.
+    pub set: String,
+    /// `{root}/event`: JSON events, not retained.
+    pub event: String,
+    /// `{root}/response`: replies to commands that carried an id.
+    pub response: String,
+    /// `{discovery_prefix}/device/{device_id}/config`: Home Assistant device discovery, retained.
+    pub discovery_config: String,
+    /// `{discovery_prefix}/status`: Home Assistant's birth and will messages.
+    pub ha_status: String,
+}
+
+impl Topics {
+    /// The topics for one device; the arguments are used as given (see [`topic_safe_id`]).
+    pub fn new(base_topic: &str, device_id: &str, discovery_prefix: &str) -> Topics {
+        let root = format!("{base_topic}/{device_id}");
+        Topics {
+            availability: format!("{root}/availability"),
+            state: format!("{root}/state"),
+            set: format!("{root}/set"),
+            event: format!("{root}/event"),
+            response: format!("{root}/response"),
+            discovery_config: format!("{discovery_prefix}/device/{device_id}/config"),
+            ha_status: format!("{discovery_prefix}/status"),
+            root,
+        }
+    }
+}
+
+/// A device id usable as one topic level and in Home Assistant ids: lower-case `[a-z0-9_-]`,
+/// every other character becomes `_`; an empty result becomes `massaged`.
+pub fn topic_safe_id(raw: &str) -> String {
+    let safe: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() {
+        "massaged".to_owned()
+    } else {
+        safe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_follow_the_contract() {
+        let t = Topics::new("massaged", "den-pi", "homeassistant");
+        assert_eq!(t.root, "massaged/den-pi");
+        assert_eq!(t.availability, "massaged/den-pi/availability");
+        assert_eq!(t.state, "massaged/den-pi/state");
+        assert_eq!(t.set, "massaged/den-pi/set");
+        assert_eq!(t.event, "massaged/den-pi/event");
+        assert_eq!(t.response, "massaged/den-pi/response");
+        assert_eq!(t.discovery_config, "homeassistant/device/den-pi/config");
+        assert_eq!(t.ha_status, "homeassistant/status");
+    }
+
+    #[test]
+    fn safe_id_replaces_topic_and_wildcard_characters() {
+        assert_eq!(topic_safe_id("Den-Pi.local"), "den-pi_local");
+        assert_eq!(topic_safe_id("a/b+c#d e"), "a_b_c_d_e");
+        assert_eq!(topic_safe_id("héadrest"), "h_adrest");
+        assert_eq!(topic_safe_id("  "), "massaged");
+        assert_eq!(topic_safe_id("pi_4"), "pi_4");
+    }
+}
