@@ -112,6 +112,11 @@ impl Config {
                     .or_else(|| index.find(key));
             }
         }
+        issues.sort_by_key(|issue| match &issue.location {
+            Some(Location::File { line, column }) => (0, *line, *column),
+            Some(Location::Env(_)) => (1, 0, 0),
+            None => (2, 0, 0),
+        });
         Err(ConfigErrors::new(issues))
     }
 }
@@ -168,12 +173,38 @@ impl EnvOverrides {
             .map(|(_, name, _)| name.clone())
     }
 
-    fn as_map(&self) -> config::Map<String, String> {
+    /// Scalar overrides, for the `config` crate's environment source.
+    fn scalars(&self) -> config::Map<String, String> {
         self.vars
             .iter()
+            .filter(|(key, _, _)| !is_list_key(key))
             .map(|(_, name, value)| (name.clone(), value.clone()))
             .collect()
     }
+
+    /// List overrides, comma-separated in the variable (`MASSAGED__DRIVER__CHANNELS__NECK=8,9`).
+    fn lists(&self) -> impl Iterator<Item = (&str, Vec<String>)> {
+        self.vars
+            .iter()
+            .filter(|(key, _, _)| is_list_key(key))
+            .map(|(key, _, value)| {
+                let items = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                (key.as_str(), items)
+            })
+    }
+}
+
+/// Keys whose environment value is a comma-separated list.
+fn is_list_key(key: &str) -> bool {
+    key == "driver.pwm.outputs"
+        || key
+            .strip_prefix("driver.channels.")
+            .is_some_and(|zone| !zone.contains('.'))
 }
 
 fn has_env_prefix(name: &str) -> bool {
@@ -191,10 +222,21 @@ fn merge(text: &str, overrides: &EnvOverrides) -> Result<Config, ConfigErrors> {
     let environment = config::Environment::with_prefix("MASSAGED")
         .prefix_separator("__")
         .separator("__")
-        .source(Some(overrides.as_map()));
-    config::Config::builder()
+        .source(Some(overrides.scalars()));
+    let mut builder = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .add_source(environment)
+        .add_source(environment);
+    for (key, items) in overrides.lists() {
+        builder = builder.set_override(key, items).map_err(|error| {
+            let (_, message) = split_config_error(error);
+            ConfigErrors::new(vec![ConfigIssue {
+                key: Some(key.to_owned()),
+                location: overrides.var_for(key).map(Location::Env),
+                message,
+            }])
+        })?;
+    }
+    builder
         .build()
         .and_then(config::Config::try_deserialize::<Config>)
         .map_err(|error| {
