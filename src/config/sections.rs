@@ -225,7 +225,8 @@ pub struct DriverSection {
     pub kind: DriverKind,
     /// Zone to frame slots.
     pub channels: ZoneChannels,
-    /// Slot of the heater, if any.
+    /// Slot of the heater; `"none"` (or `false`) when the device has no heater.
+    #[serde(deserialize_with = "deserialize_heat_channel")]
     pub heat_channel: Option<u16>,
     /// `sim` only: append every frame to this CSV file.
     pub record: Option<PathBuf>,
@@ -355,4 +356,66 @@ impl Default for LogSection {
             format: LogFormat::Auto,
         }
     }
+}
+
+/// Reads `heat_channel`: a slot number, or `"none"` / `""` / `false` for no heater. TOML has no
+/// null, and environment values arrive as strings, so both spellings are accepted.
+fn deserialize_heat_channel<'de, D>(deserializer: D) -> Result<Option<u16>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{Error, Unexpected, Visitor};
+    use std::fmt;
+
+    struct HeatChannel;
+
+    const EXPECTED: &str = "a channel number 0..=65535 or \"none\"";
+
+    impl<'de> Visitor<'de> for HeatChannel {
+        type Value = Option<u16>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(EXPECTED)
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+            u16::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &EXPECTED))
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+            u16::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(Unexpected::Signed(v), &EXPECTED))
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            if v.is_empty() || v.eq_ignore_ascii_case("none") {
+                return Ok(None);
+            }
+            v.parse()
+                .map(Some)
+                .map_err(|_| E::invalid_value(Unexpected::Str(v), &EXPECTED))
+        }
+
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Self::Value, E> {
+            if v {
+                Err(E::invalid_value(Unexpected::Bool(v), &EXPECTED))
+            } else {
+                Ok(None)
+            }
+        }
+
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    deserializer.deserialize_any(HeatChannel)
 }
