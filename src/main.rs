@@ -187,26 +187,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { path } => {
-            let Some(path) = path.or(cli.config).or_else(default_config_path) else {
-                bail!("no file to check: give a path or --config");
-            };
-            match massaged::config::check_config(&path) {
+            match massaged::config::check_config(path.or(cli.config).as_deref()) {
                 Ok(report) => {
                     println!("{report}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
-                    eprintln!("{}: invalid configuration\n{errors}", path.display());
+                    eprintln!("{errors}");
                     Ok(ExitCode::FAILURE)
                 }
             }
         }
     }
-}
-
-fn default_config_path() -> Option<PathBuf> {
-    let path = PathBuf::from(massaged::config::DEFAULT_PATH);
-    path.exists().then_some(path)
 }
 
 fn load(path: &Option<PathBuf>) -> Result<Config> {
@@ -314,8 +306,7 @@ fn client_target(
     );
     let mut options = massaged::mqtt::link::LinkOptions::from_url(&config.mqtt.url, "massaged-ctl")
         .with_context(|| format!("mqtt.url = {}", config.mqtt.url))?;
-    options.username = config.mqtt.username.clone();
-    options.password = config.mqtt_password()?;
+    (options.username, options.password) = config.mqtt_credentials()?;
     Ok((options, topics))
 }
 

@@ -153,9 +153,8 @@ fn link_options(
             .map_err(|e| DaemonError::Config(format!("mqtt.url: {e}")))?,
     };
     link.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s.into());
-    link.username = config.mqtt.username.clone();
-    link.password = config
-        .mqtt_password()
+    (link.username, link.password) = config
+        .mqtt_credentials()
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     link.last_will = Some(LastWill {
         topic: topics.availability.clone(),

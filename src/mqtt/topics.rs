@@ -27,7 +27,7 @@ pub struct Topics {
 }
 
 impl Topics {
-    /// The topics for one device; the arguments are used as given (see [`topic_safe_id`]).
+    /// The topics for one device; the arguments are used as given (see `crate::config::sanitize_device_id`).
     pub fn new(base_topic: &str, device_id: &str, discovery_prefix: &str) -> Topics {
         let root = format!("{base_topic}/{device_id}");
         Topics {
@@ -43,27 +43,6 @@ impl Topics {
     }
 }
 
-/// A device id usable as one topic level and in Home Assistant ids: lower-case `[a-z0-9_-]`,
-/// every other character becomes `_`; an empty result becomes `massaged`.
-pub fn topic_safe_id(raw: &str) -> String {
-    let safe: String = raw
-        .trim()
-        .chars()
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if safe.is_empty() {
-        "massaged".to_owned()
-    } else {
-        safe
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -80,14 +59,5 @@ mod tests {
         assert_eq!(t.response, "massaged/den-pi/response");
         assert_eq!(t.discovery_config, "homeassistant/device/den-pi/config");
         assert_eq!(t.ha_status, "homeassistant/status");
-    }
-
-    #[test]
-    fn safe_id_replaces_topic_and_wildcard_characters() {
-        assert_eq!(topic_safe_id("Den-Pi.local"), "den-pi_local");
-        assert_eq!(topic_safe_id("a/b+c#d e"), "a_b_c_d_e");
-        assert_eq!(topic_safe_id("héadrest"), "h_adrest");
-        assert_eq!(topic_safe_id("  "), "massaged");
-        assert_eq!(topic_safe_id("pi_4"), "pi_4");
     }
 }
