@@ -2,3 +2,5 @@
 
 pub mod config;
 pub mod core;
+pub mod device;
+pub mod store;
