@@ -219,8 +219,11 @@ impl PwmDriver {
                 }
             }
             let unexport = output.chip_dir.join("unexport");
-            if let Err(e) = write_attr(&unexport, &output.channel.to_string()) {
-                first.get_or_insert(e);
+            match write_attr(&unexport, &output.channel.to_string()) {
+                Ok(()) => wait_gone(&output.dir),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
             }
         }
         tracing::info!("pwm driver closed");
@@ -260,6 +263,19 @@ fn export(output: &Output, deadline: Instant) -> Result<(), DeviceError> {
         std::thread::sleep(EXPORT_POLL);
     }
     Ok(())
+}
+
+/// Waits (bounded) for an unexported channel's directory to go, so that the next `unexport`
+/// write cannot overtake it. The kernel removes it synchronously; emulations may lag.
+fn wait_gone(dir: &Path) {
+    let deadline = Instant::now() + EXPORT_WAIT;
+    while dir.exists() {
+        if Instant::now() >= deadline {
+            tracing::warn!(dir = %dir.display(), "pwm channel still present after unexport");
+            return;
+        }
+        std::thread::sleep(EXPORT_POLL);
+    }
 }
 
 /// Repeats `op` while it fails with permission denied, until `deadline`.
