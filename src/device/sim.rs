@@ -104,3 +104,39 @@ impl Drop for SimDriver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_frame_is_recorded_and_a_drop_records_the_outputs_going_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("frames.csv");
+        let mut sim = SimDriver::open(Some(&path), 3).unwrap();
+        sim.write(&Frame {
+            levels: vec![10, 20, 1000],
+        })
+        .unwrap();
+        assert!(sim.write(&Frame::zero(2)).is_err(), "wrong slot count");
+        drop(sim);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows[0], ["t_ms", "ch0", "ch1", "ch2"]);
+        assert_eq!(rows[1][1..], ["0", "0", "0"], "open writes all off");
+        assert_eq!(rows[2][1..], ["10", "20", "1000"]);
+        assert_eq!(rows[3][1..], ["0", "0", "0"], "drop writes all off");
+        assert_eq!(rows.len(), 4);
+        let times: Vec<u64> = rows[1..].iter().map(|r| r[0].parse().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
+
+    #[test]
+    fn an_unwritable_record_path_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let err = SimDriver::open(Some(&blocker.join("x.csv")), 1).unwrap_err();
+        assert!(err.to_string().contains("file/x.csv"), "{err}");
+    }
+}
