@@ -240,11 +240,14 @@ impl Engine {
     /// Finds a routine by id, or by display name ignoring case.
     pub fn find_routine(&self, name: &str) -> Option<usize> {
         let name = name.trim();
-        self.routines.iter().position(|r| r.id == name).or_else(|| {
-            self.routines
-                .iter()
-                .position(|r| r.name.eq_ignore_ascii_case(name))
-        })
+        self.routines
+            .iter()
+            .position(|r| r.id == name)
+            .or_else(|| {
+                self.routines
+                    .iter()
+                    .position(|r| r.name.eq_ignore_ascii_case(name))
+            })
     }
 
     fn selected_routine(&self) -> usize {
@@ -352,7 +355,10 @@ impl Engine {
             Some(Action::Resume) if state != SessionState::Paused => {
                 return Err(Rejection::new(
                     RejectCode::NotRunning,
-                    format!("resume needs a paused session; state is {}", state.as_str()),
+                    format!(
+                        "resume needs a paused session; state is {}",
+                        state.as_str()
+                    ),
                 ));
             }
             Some(Action::Skip) if self.session.is_none() => {
@@ -658,15 +664,10 @@ impl Engine {
         };
         let frame = session.instant_at(frame_time(session.next_frame, self.config.frame_hz));
         let end = session.instant_at(session.end);
-        [
-            Some(frame),
-            Some(end),
-            Some(session.next_progress),
-            heat_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [Some(frame), Some(end), Some(session.next_progress), heat_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Advances time to `now`: frames, step changes, session end, heat cap, progress.
@@ -678,7 +679,9 @@ impl Engine {
             self.state_dirty = true;
         }
         let (due_end, due_progress) = match &self.session {
-            Some(s) if s.paused_at.is_none() => (s.active(now) >= s.end, now >= s.next_progress),
+            Some(s) if s.paused_at.is_none() => {
+                (s.active(now) >= s.end, now >= s.next_progress)
+            }
             _ => (false, false),
         };
         if due_end {
@@ -686,10 +689,7 @@ impl Engine {
         } else {
             self.announce_step(now);
             if due_progress && let Some(session) = self.session.as_mut() {
-                let interval = self
-                    .config
-                    .progress_interval
-                    .max(Duration::from_millis(100));
+                let interval = self.config.progress_interval.max(Duration::from_millis(100));
                 while session.next_progress <= now {
                     session.next_progress += interval;
                 }
@@ -868,9 +868,9 @@ fn motor_levels(
     let pos = (t.as_nanos() + session.shift.as_nanos()) % len;
     let (_, step, start) = step_at(routine, pos);
     let in_step = pos - start;
-    let phase = (in_step * u128::from(step.tempo) * u128::from(PHASE_ONE) / NANOS_PER_MINUTE)
-        as u32
-        % PHASE_ONE;
+    let phase =
+        (in_step * u128::from(step.tempo) * u128::from(PHASE_ONE) / NANOS_PER_MINUTE) as u32
+            % PHASE_ONE;
     let intensity = u64::from(ramp_value(&session.intensity, t, config.ramp));
     let env = u64::from(envelope(session, t, config.ramp));
     let max = u64::from(config.max_level);
