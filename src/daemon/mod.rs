@@ -368,7 +368,7 @@ impl Daemon {
                 }
             }
         }
-        let current = SavedState::from_core(self.engine.settings(), self.engine.counters());
+        let current = SavedState::new(self.engine.settings(), self.engine.counters());
         if current != self.saved {
             self.saved = current.clone();
             self.saver.save(current);

@@ -139,6 +139,22 @@ pub enum DeviceError {
     },
 }
 
+impl DeviceError {
+    /// A short machine-readable code for the published fault.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeviceError::FrameSize { .. } | DeviceError::Config { .. } => "driver_config",
+            DeviceError::Io { .. } => "driver_io",
+            DeviceError::PermissionDenied { .. } => "permission_denied",
+            DeviceError::Busy { .. } => "channel_busy",
+            DeviceError::ChipMissing { .. } | DeviceError::ExportTimeout { .. } => "pwm_missing",
+            DeviceError::SerialOpen { .. } | DeviceError::SerialLost { .. } => "serial_lost",
+            DeviceError::AckTimeout { .. } => "serial_timeout",
+            DeviceError::Rejected { .. } | DeviceError::Protocol { .. } => "serial_protocol",
+        }
+    }
+}
+
 /// The device outputs, whichever backend drives them.
 #[derive(Debug)]
 pub enum Driver {
