@@ -7,3 +7,4 @@ pub mod ctl;
 pub mod daemon;
 pub mod forget;
 pub mod logging;
+pub mod systemd;
