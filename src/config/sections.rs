@@ -2,6 +2,7 @@
 
 use crate::core::Routine;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::path::PathBuf;
 
 /// The whole configuration file.
@@ -50,7 +51,10 @@ impl Default for DeviceSection {
 }
 
 /// `[mqtt]`
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+///
+/// `Debug` is written by hand so the password (and one embedded in the URL) never
+/// reaches a log line or an error message.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttSection {
     /// `mqtt://host:port` or `mqtts://host:port`.
@@ -101,6 +105,73 @@ impl Default for MqttSection {
             rate_limit_per_s: 20,
             rate_limit_burst: 40,
         }
+    }
+}
+
+/// Stands in for secrets in `Debug` output.
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for MqttSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be added without deciding here.
+        let MqttSection {
+            url,
+            username,
+            password,
+            password_file,
+            ca_file,
+            client_cert,
+            client_key,
+            client_id,
+            keep_alive_s,
+            base_topic,
+            progress_interval_s,
+            max_payload_bytes,
+            rate_limit_per_s,
+            rate_limit_burst,
+        } = self;
+        f.debug_struct("MqttSection")
+            .field("url", &redact_url_password(url))
+            .field("username", username)
+            .field("password", &password.as_ref().map(|_| Redacted))
+            .field("password_file", password_file)
+            .field("ca_file", ca_file)
+            .field("client_cert", client_cert)
+            .field("client_key", client_key)
+            .field("client_id", client_id)
+            .field("keep_alive_s", keep_alive_s)
+            .field("base_topic", base_topic)
+            .field("progress_interval_s", progress_interval_s)
+            .field("max_payload_bytes", max_payload_bytes)
+            .field("rate_limit_per_s", rate_limit_per_s)
+            .field("rate_limit_burst", rate_limit_burst)
+            .finish()
+    }
+}
+
+/// Prints as `<redacted>`, without quotes.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// `scheme://user:secret@host` becomes `scheme://user:<redacted>@host`; other URLs are
+/// returned unchanged.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _secret)) => format!("{scheme}://{user}:{REDACTED}@{host}{tail}"),
+        None => url.to_string(),
     }
 }
 
@@ -354,5 +425,59 @@ impl Default for LogSection {
             level: "info".into(),
             format: LogFormat::Auto,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "hunter2-very-secret";
+
+    #[test]
+    fn debug_output_never_shows_the_mqtt_password() {
+        let config = Config {
+            mqtt: MqttSection {
+                url: format!("mqtts://massaged:{SECRET}@broker.lan:8883/"),
+                username: Some("massaged".into()),
+                password: Some(SECRET.into()),
+                ..MqttSection::default()
+            },
+            ..Config::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains(SECRET), "password leaked: {text}");
+        assert!(text.contains("password: Some(<redacted>)"), "{text}");
+        assert!(
+            text.contains("mqtts://massaged:<redacted>@broker.lan:8883/"),
+            "{text}"
+        );
+        assert!(text.contains("username: Some(\"massaged\")"), "{text}");
+        let pretty = format!("{config:#?}");
+        assert!(!pretty.contains(SECRET), "password leaked: {pretty}");
+        assert!(pretty.contains("<redacted>"), "{pretty}");
+    }
+
+    #[test]
+    fn debug_output_says_when_there_is_no_password() {
+        let text = format!("{:?}", MqttSection::default());
+        assert!(text.contains("password: None"), "{text}");
+        assert!(text.contains("url: \"mqtt://127.0.0.1:1883\""), "{text}");
+    }
+
+    #[test]
+    fn urls_without_a_password_are_unchanged() {
+        for url in [
+            "mqtt://broker:1883",
+            "mqtt://user@broker:1883",
+            "mqtt://broker:1883/path@x",
+            "broker:1883",
+        ] {
+            assert_eq!(redact_url_password(url), url);
+        }
+        assert_eq!(
+            redact_url_password("mqtt://u:p:q@h@broker:1883"),
+            "mqtt://u:<redacted>@broker:1883"
+        );
     }
 }
