@@ -149,6 +149,13 @@ impl fmt::Debug for MqttSection {
     }
 }
 
+impl MqttSection {
+    /// `url` with a password in it replaced by `<redacted>`, for messages and logs.
+    pub fn url_for_display(&self) -> String {
+        redact_url_password(&self.url)
+    }
+}
+
 /// Prints as `<redacted>`, without quotes.
 struct Redacted;
 
@@ -463,6 +470,15 @@ mod tests {
         let text = format!("{:?}", MqttSection::default());
         assert!(text.contains("password: None"), "{text}");
         assert!(text.contains("url: \"mqtt://127.0.0.1:1883\""), "{text}");
+    }
+
+    #[test]
+    fn url_for_display_hides_the_password() {
+        let section = MqttSection {
+            url: format!("mqtt://u:{SECRET}@broker:1883"),
+            ..MqttSection::default()
+        };
+        assert_eq!(section.url_for_display(), "mqtt://u:<redacted>@broker:1883");
     }
 
     #[test]
