@@ -9,4 +9,5 @@ pub mod forget;
 pub mod logging;
 pub mod mqtt;
 pub mod store;
+pub mod systemd;
 pub mod timeline;

@@ -1,23 +1,301 @@
-//! Log output: readable text on a terminal, JSON for log shippers.
+//! Log output: the journal under systemd, readable text on a terminal, JSON for log shippers.
+//!
+//! Under systemd (`JOURNAL_STREAM` names our stderr) events go to journald natively, so
+//! their fields become journal fields (`journalctl -u massaged ROUTINE=full-scalp`) and
+//! levels become priorities. Secrets never reach this module: the configuration types
+//! redact them in their `Debug` output (see `config::sections`).
 
 use crate::config::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Level used when neither `RUST_LOG` nor `log.level` is usable.
+const FALLBACK_LEVEL: &str = "info";
+
+/// Where and how log events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// Native journald protocol.
+    Journald,
+    /// One JSON object per line on stderr.
+    Json,
+    /// Text lines on stderr.
+    Text {
+        /// Colours (only on a terminal).
+        ansi: bool,
+        /// Own timestamps (not when the journal adds its own).
+        timestamps: bool,
+    },
+}
 
 /// Installs the global subscriber; `RUST_LOG` wins over `level`.
+///
+/// A second call (tests, `ctl` after `run` in one process) keeps the first subscriber.
 pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let (filter, filter_warning) = pick_filter(level, rust_log.as_deref());
+    let journal_stream = std::env::var("JOURNAL_STREAM").ok();
+    let stderr = std::io::stderr();
+    let sink = choose_sink(
+        format,
+        journal_stream.as_deref(),
+        stderr_identity(),
+        stderr.is_terminal(),
+    );
+
+    let mut journald_error = None;
+    let installed = match sink {
+        Sink::Journald => match journald_layer() {
+            Ok(layer) => tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .try_init(),
+            Err(error) => {
+                // stderr is still connected to the journal, as plain lines.
+                journald_error = Some(error);
+                text_init(filter, false, false)
+            }
+        },
+        Sink::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .finish()
+            .try_init(),
+        Sink::Text { ansi, timestamps } => text_init(filter, ansi, timestamps),
+    };
+    if installed.is_err() {
+        return;
+    }
+    if let Some(error) = journald_error {
+        tracing::warn!(%error, "journald socket unusable; logging text to stderr");
+    }
+    if let Some(warning) = filter_warning {
+        tracing::warn!(%warning, fallback = FALLBACK_LEVEL, "log level not understood");
+    }
+}
+
+fn text_init(
+    filter: EnvFilter,
+    ansi: bool,
+    timestamps: bool,
+) -> Result<(), tracing_subscriber::util::TryInitError> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        // Under systemd the journal adds its own timestamps.
-        LogFormat::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => {
-            builder.without_time().with_ansi(false).try_init()
-        }
-        LogFormat::Auto | LogFormat::Text => builder.try_init(),
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if timestamps {
+        builder.finish().try_init()
+    } else {
+        builder.without_time().finish().try_init()
+    }
+}
+
+fn journald_layer() -> std::io::Result<tracing_journald::Layer> {
+    use tracing_journald::{Priority, PriorityMappings};
+    // The crate maps INFO to "notice", which journalctl highlights and which makes
+    // `journalctl -p notice` show routine chatter; syslog's usual meaning fits better.
+    let priorities = PriorityMappings {
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        ..PriorityMappings::new()
     };
+    Ok(tracing_journald::layer()?
+        .with_syslog_identifier("massaged".to_string())
+        // Our field names (routine, topic, code, ...) never collide with journald's own
+        // upper-case fields, and unprefixed they are easy to query.
+        .with_field_prefix(None)
+        .with_priority_mappings(priorities))
+}
+
+/// The filter from `RUST_LOG` if set and valid, else `level`, else [`FALLBACK_LEVEL`];
+/// with a message when something given was not understood.
+fn pick_filter(level: &str, rust_log: Option<&str>) -> (EnvFilter, Option<String>) {
+    let mut warning = None;
+    if let Some(directives) = rust_log.filter(|d| !d.trim().is_empty()) {
+        match EnvFilter::try_new(directives) {
+            Ok(filter) => return (filter, None),
+            Err(error) => warning = Some(format!("RUST_LOG={directives:?}: {error}")),
+        }
+    }
+    // EnvFilter reads a bare word as a target name ("loud" = trace for target `loud`);
+    // in the config that is a typo for a level, so say so instead.
+    let bare_non_level = level.split(',').map(str::trim).find(|directive| {
+        !directive.contains('=')
+            && directive
+                .parse::<tracing::level_filters::LevelFilter>()
+                .is_err()
+    });
+    if let Some(directive) = bare_non_level {
+        let message = format!(
+            "log.level = {level:?}: {directive:?} is not a level (trace, debug, info, warn, error, off)"
+        );
+        return (EnvFilter::new(FALLBACK_LEVEL), Some(message));
+    }
+    match EnvFilter::try_new(level) {
+        Ok(filter) => (filter, warning),
+        Err(error) => (
+            EnvFilter::new(FALLBACK_LEVEL),
+            Some(format!("log.level = {level:?}: {error}")),
+        ),
+    }
+}
+
+/// Picks the sink. `journal_stream` is `$JOURNAL_STREAM` (`DEVICE:INODE` of the journal
+/// stream systemd gave us) and `stderr` the device and inode of our stderr: they match
+/// only when stderr really goes to the journal, not when the variable was inherited by
+/// something started from a shell under systemd.
+fn choose_sink(
+    format: LogFormat,
+    journal_stream: Option<&str>,
+    stderr: Option<(u64, u64)>,
+    stderr_is_terminal: bool,
+) -> Sink {
+    let to_journal = stderr.is_some() && journal_stream.and_then(parse_journal_stream) == stderr;
+    match format {
+        LogFormat::Json => Sink::Json,
+        LogFormat::Auto if to_journal => Sink::Journald,
+        LogFormat::Auto | LogFormat::Text => Sink::Text {
+            ansi: stderr_is_terminal && !to_journal,
+            timestamps: !to_journal,
+        },
+    }
+}
+
+/// Parses `JOURNAL_STREAM`'s `DEVICE:INODE`.
+fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
+    let (device, inode) = value.trim().split_once(':')?;
+    Some((device.parse().ok()?, inode.parse().ok()?))
+}
+
+/// Device and inode of our stderr, as systemd writes them into `JOURNAL_STREAM`.
+fn stderr_identity() -> Option<(u64, u64)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let fd = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
+    let metadata = std::fs::File::from(fd).metadata().ok()?;
+    Some((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: Option<(u64, u64)> = Some((8, 12345));
+
+    #[test]
+    fn journal_stream_is_device_and_inode() {
+        assert_eq!(parse_journal_stream("8:12345"), Some((8, 12345)));
+        assert_eq!(parse_journal_stream("8:12345\n"), Some((8, 12345)));
+        assert_eq!(parse_journal_stream("8"), None);
+        assert_eq!(parse_journal_stream("a:b"), None);
+        assert_eq!(parse_journal_stream(""), None);
+    }
+
+    #[test]
+    fn auto_uses_journald_when_stderr_is_the_journal_stream() {
+        assert_eq!(
+            choose_sink(LogFormat::Auto, Some("8:12345"), STREAM, false),
+            Sink::Journald
+        );
+    }
+
+    #[test]
+    fn an_inherited_journal_stream_that_is_not_our_stderr_is_ignored() {
+        assert_eq!(
+            choose_sink(LogFormat::Auto, Some("8:999"), STREAM, true),
+            Sink::Text {
+                ansi: true,
+                timestamps: true
+            }
+        );
+        assert_eq!(
+            choose_sink(LogFormat::Auto, Some("8:12345"), None, false),
+            Sink::Text {
+                ansi: false,
+                timestamps: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_terminal_gets_colours_and_a_pipe_does_not() {
+        assert_eq!(
+            choose_sink(LogFormat::Auto, None, STREAM, true),
+            Sink::Text {
+                ansi: true,
+                timestamps: true
+            }
+        );
+        assert_eq!(
+            choose_sink(LogFormat::Text, None, STREAM, false),
+            Sink::Text {
+                ansi: false,
+                timestamps: true
+            }
+        );
+    }
+
+    #[test]
+    fn explicit_text_under_systemd_leaves_timestamps_to_the_journal() {
+        assert_eq!(
+            choose_sink(LogFormat::Text, Some("8:12345"), STREAM, false),
+            Sink::Text {
+                ansi: false,
+                timestamps: false
+            }
+        );
+    }
+
+    #[test]
+    fn json_is_json_everywhere() {
+        assert_eq!(
+            choose_sink(LogFormat::Json, Some("8:12345"), STREAM, false),
+            Sink::Json
+        );
+        assert_eq!(choose_sink(LogFormat::Json, None, None, true), Sink::Json);
+    }
+
+    #[test]
+    fn rust_log_wins_over_the_configured_level() {
+        let (filter, warning) = pick_filter("warn", Some("massaged=debug"));
+        assert_eq!(filter.to_string(), "massaged=debug");
+        assert_eq!(warning, None);
+    }
+
+    #[test]
+    fn configured_level_applies_without_rust_log() {
+        let (filter, warning) = pick_filter("debug", None);
+        assert_eq!(filter.to_string(), "debug");
+        assert_eq!(warning, None);
+        let (filter, _) = pick_filter("debug", Some("  "));
+        assert_eq!(filter.to_string(), "debug");
+        let (filter, warning) = pick_filter("warn,massaged=debug", None);
+        assert_eq!(filter.to_string(), "massaged=debug,warn");
+        assert_eq!(warning, None);
+    }
+
+    #[test]
+    fn bad_levels_fall_back_and_say_so() {
+        let (filter, warning) = pick_filter("loud", None);
+        assert_eq!(filter.to_string(), FALLBACK_LEVEL);
+        assert!(warning.unwrap().contains("log.level"));
+
+        let (filter, warning) = pick_filter("info,massaged=[bad", None);
+        assert_eq!(filter.to_string(), FALLBACK_LEVEL);
+        assert!(warning.unwrap().contains("log.level"));
+
+        let (filter, warning) = pick_filter("warn", Some("massaged=[bad"));
+        assert_eq!(filter.to_string(), "warn");
+        assert!(warning.unwrap().contains("RUST_LOG"));
+    }
+
+    #[test]
+    fn stderr_identity_is_readable() {
+        // Whatever stderr is under the test harness, it has a device and inode.
+        assert!(stderr_identity().is_some());
+    }
 }

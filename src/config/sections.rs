@@ -2,6 +2,7 @@
 
 use crate::core::Routine;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::path::PathBuf;
 
 /// The whole configuration file.
@@ -50,7 +51,10 @@ impl Default for DeviceSection {
 }
 
 /// `[mqtt]`
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+///
+/// `Debug` is written by hand so the password (and one embedded in the URL) never
+/// reaches a log line or an error message.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttSection {
     /// `mqtt://host:port` or `mqtts://host:port`.
@@ -101,6 +105,63 @@ impl Default for MqttSection {
             rate_limit_per_s: 20,
             rate_limit_burst: 40,
         }
+    }
+}
+
+/// Stands in for secrets in `Debug` output.
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for MqttSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be added without deciding here.
+        let MqttSection {
+            url,
+            username,
+            password,
+            password_file,
+            ca_file,
+            client_cert,
+            client_key,
+            client_id,
+            keep_alive_s,
+            base_topic,
+            progress_interval_s,
+            max_payload_bytes,
+            rate_limit_per_s,
+            rate_limit_burst,
+        } = self;
+        f.debug_struct("MqttSection")
+            .field("url", &super::url::redact_url(url))
+            .field("username", username)
+            .field("password", &password.as_ref().map(|_| Redacted))
+            .field("password_file", password_file)
+            .field("ca_file", ca_file)
+            .field("client_cert", client_cert)
+            .field("client_key", client_key)
+            .field("client_id", client_id)
+            .field("keep_alive_s", keep_alive_s)
+            .field("base_topic", base_topic)
+            .field("progress_interval_s", progress_interval_s)
+            .field("max_payload_bytes", max_payload_bytes)
+            .field("rate_limit_per_s", rate_limit_per_s)
+            .field("rate_limit_burst", rate_limit_burst)
+            .finish()
+    }
+}
+
+impl MqttSection {
+    /// `url` with a password in it replaced by `<redacted>`, for messages and logs.
+    pub fn url_for_display(&self) -> String {
+        super::url::redact_url(&self.url)
+    }
+}
+
+/// Prints as `<redacted>`, without quotes.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
     }
 }
 
@@ -418,4 +479,49 @@ where
     }
 
     deserializer.deserialize_any(HeatChannel)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "hunter2-very-secret";
+
+    #[test]
+    fn debug_output_never_shows_the_mqtt_password() {
+        let config = Config {
+            mqtt: MqttSection {
+                url: format!("mqtts://massaged:{SECRET}@broker.lan:8883/"),
+                username: Some("massaged".into()),
+                password: Some(SECRET.into()),
+                ..MqttSection::default()
+            },
+            ..Config::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains(SECRET), "password leaked: {text}");
+        assert!(text.contains("password: Some(<redacted>)"), "{text}");
+        assert!(
+            text.contains("mqtts://massaged:***@broker.lan:8883/"),
+            "{text}"
+        );
+        assert!(text.contains("username: Some(\"massaged\")"), "{text}");
+        let pretty = format!("{config:#?}");
+        assert!(!pretty.contains(SECRET), "password leaked: {pretty}");
+        assert!(pretty.contains("<redacted>"), "{pretty}");
+    }
+
+    #[test]
+    fn debug_output_says_when_there_is_no_password() {
+        let text = format!("{:?}", MqttSection::default());
+        assert!(text.contains("password: None"), "{text}");
+        assert!(text.contains("url: \"mqtt://127.0.0.1:1883\""), "{text}");
+    }
+
+    #[test]
+    fn url_for_display_hides_the_password() {
+        let section = MqttSection {
+            url: format!("mqtt://u:{SECRET}@broker:1883"),
+            ..MqttSection::default()
+        };
+        assert_eq!(section.url_for_display(), "mqtt://u:***@broker:1883");
+    }
 }
