@@ -13,6 +13,7 @@ use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
 use crate::mqtt::render::{WallClock, render_event, render_rejected, render_response, render_state};
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
 use crate::store::{SavedState, Store};
+use crate::systemd::Notifier;
 use rate::TokenBucket;
 use saver::Saver;
 use std::time::{Duration, Instant, SystemTime};
@@ -63,7 +64,14 @@ struct Daemon {
     saved: SavedState,
     connected: bool,
     republish_at: Option<tokio::time::Instant>,
+    notifier: Notifier,
+    /// READY=1 goes out after the first connection attempt, or at this deadline at the latest.
+    ready_deadline: Option<tokio::time::Instant>,
+    broker: String,
 }
+
+/// Longest wait for the first connection attempt before telling systemd we are ready anyway.
+const READY_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError> {
@@ -114,6 +122,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         driver = ?driver.kind(),
         "massaged starting"
     );
+    let broker = format!("{}:{}", link_options.host, link_options.port);
     let (publisher, events) = Link::start(link_options);
     let saver = Saver::spawn(store, Duration::from_millis(config.store.debounce_ms.into()));
     let mut daemon = Daemon {
@@ -129,6 +138,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         saved,
         connected: false,
         republish_at: None,
+        notifier: Notifier::from_env(),
+        ready_deadline: Some(tokio::time::Instant::now() + READY_DEADLINE),
+        broker,
     };
     daemon.drain().await;
     let result = daemon.main_loop(events).await;
@@ -172,6 +184,15 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 fn to_tokio(at: Instant) -> tokio::time::Instant {
     tokio::time::Instant::from_std(at)
 }
@@ -181,6 +202,8 @@ impl Daemon {
         let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
         let mut midnight = tokio::time::Instant::now() + calendar::until_next_midnight();
+        // Pinged from this loop, so a hung loop is what the watchdog catches.
+        let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
         loop {
             let engine_due = self.engine.poll_timeout().map(to_tokio);
             let heartbeat_due = self.driver.heartbeat_due().map(to_tokio);
@@ -210,6 +233,13 @@ impl Daemon {
                     self.republish_at = None;
                     self.publish_all();
                 }
+                _ = sleep_until_opt(self.ready_deadline) => {
+                    tracing::warn!(broker = %self.broker, "no broker answer yet; reporting ready and retrying");
+                    self.mark_ready();
+                }
+                _ = tick_opt(&mut watchdog) => {
+                    self.notifier.watchdog();
+                }
                 _ = sleep_until(midnight) => {
                     self.engine.set_today(calendar::local_today());
                     midnight = tokio::time::Instant::now() + calendar::until_next_midnight();
@@ -224,10 +254,14 @@ impl Daemon {
             LinkEvent::Connected => {
                 self.connected = true;
                 self.publish_all();
+                self.mark_ready();
+                self.notifier.status(&format!("connected to {}", self.broker));
             }
             LinkEvent::Disconnected { reason } => {
                 self.connected = false;
-                tracing::warn!(%reason, "mqtt connection lost; reconnecting");
+                tracing::warn!(%reason, broker = %self.broker, "mqtt connection lost or refused; retrying with backoff");
+                self.mark_ready();
+                self.notifier.status(&format!("broker {} unreachable, retrying", self.broker));
             }
             LinkEvent::Message { topic, payload, retain } => {
                 if topic == self.topics.set {
@@ -243,6 +277,12 @@ impl Daemon {
                     tracing::debug!(%topic, "message on an unexpected topic ignored");
                 }
             }
+        }
+    }
+
+    fn mark_ready(&mut self) {
+        if self.ready_deadline.take().is_some() {
+            self.notifier.ready();
         }
     }
 
@@ -377,6 +417,7 @@ impl Daemon {
 
     /// Outputs to zero, `offline` published, state saved, broker disconnected.
     async fn shutdown(mut self) {
+        self.notifier.stopping();
         self.engine.shutdown(Instant::now());
         self.drain().await;
         if let Err(error) = self.driver.close().await {
