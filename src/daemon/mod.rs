@@ -417,8 +417,8 @@ impl Daemon {
 
     /// Outputs to zero, `offline` published, state saved, broker disconnected.
     async fn shutdown(mut self) {
-        self.notifier.stopping();
         self.engine.shutdown(Instant::now());
+        self.notifier.stopping();
         self.drain().await;
         if let Err(error) = self.driver.close().await {
             tracing::warn!(%error, "closing the device");
