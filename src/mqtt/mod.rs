@@ -1,10 +1,11 @@
 //! MQTT layer: topic layout, command parsing, payload rendering and Home Assistant discovery.
 //!
-//! Everything here is pure (no I/O, no clock reads) so it can be unit-tested; the async link
-//! that owns the broker connection lives beside it.
+//! Everything here but `link` is pure (no I/O, no clock reads) so it can be unit-tested;
+//! `link` owns the broker connection.
 
 pub mod command;
 pub mod discovery;
+pub mod link;
 pub mod render;
 pub mod topics;
 

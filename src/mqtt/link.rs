@@ -1,0 +1,629 @@
+//! Thin async layer over the rumqttc event loop: connect, resubscribe, reconnect with backoff.
+//!
+//! The task that polls the event loop never publishes or subscribes itself: a rumqttc request
+//! sent from the polling task blocks forever once the request channel is full, because only
+//! polling drains it. Resubscription after a ConnAck is therefore handed to a short-lived task.
+//!
+//! Events go to the consumer through a bounded channel. Messages are offered with `try_send`
+//! and dropped (with a warning) when the consumer is more than the channel's capacity behind,
+//! so a stalled consumer cannot stop the keep-alive pings and get the link killed by the
+//! broker. Connection events are rare and must not be lost (the consumer republishes its
+//! retained topics on `Connected`), so the poll task waits for room for those.
+
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Default MQTT port for `mqtt://` URLs.
+pub const DEFAULT_PORT: u16 = 1883;
+
+/// Largest packet accepted from the broker; commands are far smaller (`mqtt.max_payload_bytes`).
+const MAX_INCOMING_PACKET: usize = 64 * 1024;
+/// Largest packet sent; Home Assistant device discovery is the biggest payload we publish.
+const MAX_OUTGOING_PACKET: usize = 256 * 1024;
+/// Requests (publishes, subscribes) buffered between publishers and the event loop.
+const REQUEST_CAPACITY: usize = 64;
+/// A connection that lasted this long resets the backoff; a broker that accepts and then drops
+/// every connection at once keeps growing it instead of being hammered at `backoff_min`.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
+/// Why a broker URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// No `scheme://` prefix.
+    #[error("broker url '{0}' has no scheme: expected mqtt://host[:port]")]
+    MissingScheme(String),
+    /// A scheme other than `mqtt`.
+    #[error("broker url '{url}' has unsupported scheme '{scheme}': expected mqtt://host[:port]")]
+    UnsupportedScheme {
+        /// The whole URL.
+        url: String,
+        /// The scheme found.
+        scheme: String,
+    },
+    /// Nothing between `://` and the port.
+    #[error("broker url '{0}' has no host")]
+    MissingHost(String),
+    /// A port that is not a number in 1..=65535.
+    #[error("broker url '{url}' has invalid port '{port}': expected 1..=65535")]
+    InvalidPort {
+        /// The whole URL.
+        url: String,
+        /// The port text found.
+        port: String,
+    },
+    /// A path, query or user info, which a broker address cannot have.
+    #[error(
+        "broker url '{0}' must be only scheme, host and port (credentials are separate settings)"
+    )]
+    UnexpectedParts(String),
+}
+
+/// Why a publish, clear or disconnect request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The topic is empty or contains a wildcard.
+    #[error("invalid topic '{0}' for publishing")]
+    InvalidTopic(String),
+    /// The event loop task has ended (disconnected or the consumer went away).
+    #[error("mqtt link is closed; request for topic '{topic}' dropped")]
+    Closed {
+        /// Topic of the dropped request, empty for a disconnect.
+        topic: String,
+    },
+}
+
+/// What the link reports to its consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The broker accepted the connection and acknowledged every subscription (after every
+    /// ConnAck, the first and each reconnect), so messages published from now on arrive.
+    Connected,
+    /// A connection that had been up was lost; the link keeps reconnecting unless the
+    /// disconnect was requested.
+    Disconnected {
+        /// Human-readable cause.
+        reason: String,
+    },
+    /// A message on one of the subscriptions.
+    Message {
+        /// Topic it was published on.
+        topic: String,
+        /// Payload bytes.
+        payload: Bytes,
+        /// Whether the broker delivered it as a retained message.
+        retain: bool,
+    },
+}
+
+/// Message the broker publishes for us when the connection dies without a DISCONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastWill {
+    /// Topic of the will.
+    pub topic: String,
+    /// Payload of the will.
+    pub payload: Bytes,
+    /// Whether the broker retains it.
+    pub retain: bool,
+}
+
+/// Connection settings of a [`Link`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkOptions {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker TCP port.
+    pub port: u16,
+    /// MQTT client id; reconnects reuse it.
+    pub client_id: String,
+    /// Keep-alive interval (pings while idle; the broker drops us after 1.5 times this).
+    pub keep_alive: Duration,
+    /// User name, if the broker needs one.
+    pub username: Option<String>,
+    /// Password, if the broker needs one.
+    pub password: Option<String>,
+    /// Will published by the broker if the link dies.
+    pub last_will: Option<LastWill>,
+    /// Topic filters subscribed at QoS 1 after every ConnAck.
+    pub subscriptions: Vec<String>,
+    /// Smallest delay before a reconnect attempt.
+    pub backoff_min: Duration,
+    /// Largest delay before a reconnect attempt.
+    pub backoff_max: Duration,
+    /// Capacity of the event channel to the consumer.
+    pub event_capacity: usize,
+}
+
+impl LinkOptions {
+    /// Options for a plain-TCP broker with defaults for everything else.
+    pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>) -> Self {
+        LinkOptions {
+            host: host.into(),
+            port,
+            client_id: client_id.into(),
+            keep_alive: Duration::from_secs(30),
+            username: None,
+            password: None,
+            last_will: None,
+            subscriptions: Vec::new(),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            event_capacity: 256,
+        }
+    }
+
+    /// Options from a broker URL `mqtt://host[:port]` (port defaults to 1883).
+    ///
+    /// `mqtts://` is refused until TLS lands; it will set a TLS field here.
+    pub fn from_url(url: &str, client_id: impl Into<String>) -> Result<Self, UrlError> {
+        let (host, port) = parse_broker_url(url)?;
+        Ok(LinkOptions::new(host, port, client_id))
+    }
+
+    fn to_mqtt_options(&self) -> MqttOptions {
+        let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
+        options
+            .set_keep_alive(self.keep_alive)
+            // A fresh session on every connect: no stale commands queued for us while we were
+            // away. The price is that subscriptions must be renewed after every ConnAck.
+            .set_clean_session(true)
+            .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET)
+            .set_request_channel_capacity(REQUEST_CAPACITY);
+        if let Some(username) = &self.username {
+            options.set_credentials(username, self.password.as_deref().unwrap_or(""));
+        }
+        if let Some(will) = &self.last_will {
+            options.set_last_will(rumqttc::LastWill::new(
+                &will.topic,
+                will.payload.to_vec(),
+                QoS::AtLeastOnce,
+                will.retain,
+            ));
+        }
+        options
+    }
+}
+
+/// Splits `mqtt://host[:port]` into host and port.
+fn parse_broker_url(url: &str) -> Result<(String, u16), UrlError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| UrlError::MissingScheme(url.to_owned()))?;
+    if !scheme.eq_ignore_ascii_case("mqtt") {
+        return Err(UrlError::UnsupportedScheme {
+            url: url.to_owned(),
+            scheme: scheme.to_owned(),
+        });
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(UrlError::UnexpectedParts(url.to_owned()));
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        // IPv6 literal: `[::1]` or `[::1]:1883`.
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| UrlError::MissingHost(url.to_owned()))?;
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err(UrlError::UnexpectedParts(url.to_owned())),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(UrlError::MissingHost(url.to_owned()));
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port != 0 => port,
+            _ => {
+                return Err(UrlError::InvalidPort {
+                    url: url.to_owned(),
+                    port: text.to_owned(),
+                });
+            }
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// Exponential backoff with full jitter above a floor.
+///
+/// The ceiling starts at `min` and doubles after every delay, up to `max`; each delay is drawn
+/// uniformly from `[min, ceiling]`. The floor keeps a failing broker from being retried in a
+/// busy loop, the jitter keeps many clients from reconnecting in lockstep after an outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// Backoff between `min` and `max` (`max` below `min` is raised to `min`).
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max: max.max(min),
+            attempt: 0,
+        }
+    }
+
+    /// Upper bound of the next delay.
+    pub fn ceiling(&self) -> Duration {
+        // 2^31 times anything sensible already exceeds any cap; saturating keeps it total.
+        let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
+        self.min.saturating_mul(factor).min(self.max)
+    }
+
+    /// Next delay, drawn with `rng`; raises the ceiling for the one after.
+    pub fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
+        let ceiling = self.ceiling();
+        let spread = ceiling.saturating_sub(self.min);
+        let spread_nanos = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX);
+        let delay = self.min + Duration::from_nanos(rng.u64(0..=spread_nanos));
+        self.attempt = self.attempt.saturating_add(1);
+        delay
+    }
+
+    /// Back to the smallest ceiling, after a connection that held.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Handle for publishing through a running link. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    client: AsyncClient,
+}
+
+impl Publisher {
+    /// Publishes `payload` on `topic` at QoS 1.
+    ///
+    /// Returns once the request is queued for the event loop, not when the broker has
+    /// acknowledged it. While the broker is unreachable, requests wait in the queue; with a
+    /// clean session, those in flight when the connection dropped are discarded on reconnect
+    /// (the consumer republishes its state on [`LinkEvent::Connected`]).
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        retain: bool,
+    ) -> Result<(), LinkError> {
+        if !rumqttc::valid_topic(topic) || topic.is_empty() {
+            return Err(LinkError::InvalidTopic(topic.to_owned()));
+        }
+        self.client
+            .publish_bytes(topic, QoS::AtLeastOnce, retain, payload.into())
+            .await
+            .map_err(|_| LinkError::Closed {
+                topic: topic.to_owned(),
+            })
+    }
+
+    /// Removes the retained message on `topic` (an empty retained publish).
+    pub async fn clear_retained(&self, topic: &str) -> Result<(), LinkError> {
+        self.publish(topic, Bytes::new(), true).await
+    }
+
+    /// Sends DISCONNECT after the requests already queued; the broker then drops the last
+    /// will, and the link ends with [`LinkEvent::Disconnected`].
+    pub async fn disconnect(&self) -> Result<(), LinkError> {
+        self.client
+            .disconnect()
+            .await
+            .map_err(|_| LinkError::Closed {
+                topic: String::new(),
+            })
+    }
+}
+
+/// The MQTT connection task.
+pub struct Link;
+
+impl Link {
+    /// Spawns the task that owns the connection; must be called inside a tokio runtime.
+    ///
+    /// The task ends after a requested [`Publisher::disconnect`], or when the event receiver
+    /// is dropped (then without DISCONNECT, so the broker publishes the last will).
+    pub fn start(options: LinkOptions) -> (Publisher, mpsc::Receiver<LinkEvent>) {
+        let (client, mut eventloop) = AsyncClient::new(options.to_mqtt_options(), REQUEST_CAPACITY);
+        let mut network = eventloop.network_options();
+        // Without it a PUBACK and the state that answers a command wait ~40 ms for the
+        // broker's delayed ACK (see DESIGN.md, Latency).
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
+
+        let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
+        let filters: Vec<SubscribeFilter> = options
+            .subscriptions
+            .iter()
+            .map(|filter| SubscribeFilter::new(filter.clone(), QoS::AtLeastOnce))
+            .collect();
+        let backoff = Backoff::new(options.backoff_min, options.backoff_max);
+        tokio::spawn(poll_loop(
+            eventloop,
+            client.clone(),
+            filters,
+            backoff,
+            events_tx,
+        ));
+        (Publisher { client }, events_rx)
+    }
+}
+
+/// Polls the event loop until a requested disconnect or until the consumer goes away.
+async fn poll_loop(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    filters: Vec<SubscribeFilter>,
+    mut backoff: Backoff,
+    events: mpsc::Sender<LinkEvent>,
+) {
+    let mut rng = fastrand::Rng::new();
+    let mut connected_since: Option<Instant> = None;
+    let mut awaiting_suback = false;
+    let mut dropped_messages: u64 = 0;
+    loop {
+        // Cancelling `poll` only happens when we are about to drop the event loop anyway.
+        let polled = tokio::select! {
+            biased;
+            _ = events.closed() => break,
+            polled = eventloop.poll() => polled,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                connected_since = Some(Instant::now());
+                tracing::info!(client_id = %eventloop.mqtt_options.client_id(), "mqtt connected");
+                if filters.is_empty() {
+                    if events.send(LinkEvent::Connected).await.is_err() {
+                        break;
+                    }
+                } else {
+                    awaiting_suback = true;
+                    resubscribe(&client, &filters);
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(suback))) if awaiting_suback => {
+                awaiting_suback = false;
+                if suback
+                    .return_codes
+                    .iter()
+                    .any(|code| matches!(code, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    tracing::warn!(filters = ?filters, "mqtt broker refused a subscription");
+                }
+                if events.send(LinkEvent::Connected).await.is_err() {
+                    break;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let event = LinkEvent::Message {
+                    topic: publish.topic,
+                    payload: publish.payload,
+                    retain: publish.retain,
+                };
+                match events.try_send(event) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(LinkEvent::Message { topic, .. })) => {
+                        dropped_messages += 1;
+                        tracing::warn!(%topic, dropped_messages, "mqtt consumer behind, message dropped");
+                    }
+                    Err(_) => break,
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                tracing::info!("mqtt disconnected on request");
+                // Best effort: the consumer may already be gone.
+                let _ = events
+                    .send(LinkEvent::Disconnected {
+                        reason: "disconnect requested".into(),
+                    })
+                    .await;
+                break;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                let reason = error.to_string();
+                awaiting_suback = false;
+                if let Some(since) = connected_since.take() {
+                    if since.elapsed() >= STABLE_CONNECTION {
+                        backoff.reset();
+                    }
+                    tracing::warn!(%reason, "mqtt connection lost");
+                    if events
+                        .send(LinkEvent::Disconnected {
+                            reason: reason.clone(),
+                        })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                let delay = backoff.next_delay(&mut rng);
+                tracing::debug!(%reason, delay_ms = delay.as_millis() as u64, "mqtt reconnect scheduled");
+                tokio::select! {
+                    _ = events.closed() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Renews every subscription from a separate task, so the poll task never waits on the
+/// request channel it alone drains.
+fn resubscribe(client: &AsyncClient, filters: &[SubscribeFilter]) {
+    if filters.is_empty() {
+        return;
+    }
+    let client = client.clone();
+    let filters = filters.to_vec();
+    tokio::spawn(async move {
+        if let Err(error) = client.subscribe_many(filters).await {
+            tracing::warn!(%error, "mqtt resubscribe failed: link closed");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_with_port() {
+        assert_eq!(
+            parse_broker_url("mqtt://broker.lan:1884"),
+            Ok(("broker.lan".into(), 1884))
+        );
+    }
+
+    #[test]
+    fn url_default_port_and_trailing_slash() {
+        assert_eq!(
+            parse_broker_url("mqtt://127.0.0.1/"),
+            Ok(("127.0.0.1".into(), DEFAULT_PORT))
+        );
+    }
+
+    #[test]
+    fn url_ipv6() {
+        assert_eq!(
+            parse_broker_url("mqtt://[::1]:2000"),
+            Ok(("::1".into(), 2000))
+        );
+        assert_eq!(parse_broker_url("mqtt://[::1]"), Ok(("::1".into(), 1883)));
+    }
+
+    #[test]
+    fn url_errors_name_the_problem() {
+        assert!(matches!(
+            parse_broker_url("broker:1883"),
+            Err(UrlError::MissingScheme(_))
+        ));
+        assert!(matches!(
+            parse_broker_url("mqtts://broker"),
+            Err(UrlError::UnsupportedScheme { scheme, .. }) if scheme == "mqtts"
+        ));
+        assert!(matches!(
+            parse_broker_url("mqtt://:1883"),
+            Err(UrlError::MissingHost(_))
+        ));
+        assert!(matches!(
+            parse_broker_url("mqtt://h:0"),
+            Err(UrlError::InvalidPort { port, .. }) if port == "0"
+        ));
+        assert!(matches!(
+            parse_broker_url("mqtt://h:99999"),
+            Err(UrlError::InvalidPort { .. })
+        ));
+        assert!(matches!(
+            parse_broker_url("mqtt://user:pw@h"),
+            Err(UrlError::UnexpectedParts(_))
+        ));
+        assert!(matches!(
+            parse_broker_url("mqtt://h/path"),
+            Err(UrlError::UnexpectedParts(_))
+        ));
+        let message = parse_broker_url("http://h").unwrap_err().to_string();
+        assert!(message.contains("http://h") && message.contains("'http'"));
+    }
+
+    #[test]
+    fn from_url_keeps_defaults() {
+        let options = LinkOptions::from_url("mqtt://h:1", "me").unwrap();
+        assert_eq!(options.host, "h");
+        assert_eq!(options.port, 1);
+        assert_eq!(options.client_id, "me");
+        assert_eq!(options.backoff_min, Duration::from_millis(100));
+    }
+
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn backoff_ceiling_doubles_to_cap() {
+        let mut backoff = Backoff::new(MIN, MAX);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut ceilings = Vec::new();
+        for _ in 0..12 {
+            ceilings.push(backoff.ceiling().as_millis());
+            backoff.next_delay(&mut rng);
+        }
+        assert_eq!(
+            ceilings,
+            [
+                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000
+            ]
+        );
+    }
+
+    #[test]
+    fn backoff_delays_stay_within_floor_and_ceiling() {
+        for seed in 0..200 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut backoff = Backoff::new(MIN, MAX);
+            for _ in 0..40 {
+                let ceiling = backoff.ceiling();
+                let delay = backoff.next_delay(&mut rng);
+                assert!(
+                    delay >= MIN && delay <= ceiling,
+                    "{delay:?} outside [{MIN:?}, {ceiling:?}]"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_deterministic_per_seed() {
+        let draw = |seed| {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut backoff = Backoff::new(MIN, MAX);
+            (0..10)
+                .map(|_| backoff.next_delay(&mut rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        // Late delays spread over the whole range, not bunched at the cap.
+        let late: Vec<Duration> = (0..100).map(|seed| draw(seed)[9]).collect();
+        assert!(late.iter().any(|d| *d < MAX / 2));
+        assert!(late.iter().any(|d| *d > MAX / 2));
+    }
+
+    #[test]
+    fn backoff_reset_returns_to_min() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut backoff = Backoff::new(MIN, MAX);
+        for _ in 0..5 {
+            backoff.next_delay(&mut rng);
+        }
+        backoff.reset();
+        assert_eq!(backoff.ceiling(), MIN);
+        assert_eq!(backoff.next_delay(&mut rng), MIN);
+    }
+
+    #[test]
+    fn backoff_survives_huge_attempt_counts() {
+        let mut rng = fastrand::Rng::with_seed(4);
+        let mut backoff = Backoff::new(MIN, MAX);
+        for _ in 0..100 {
+            backoff.next_delay(&mut rng);
+        }
+        assert_eq!(backoff.ceiling(), MAX);
+        let inverted = Backoff::new(MAX, MIN);
+        assert_eq!(inverted.ceiling(), MAX);
+    }
+}

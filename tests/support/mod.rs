@@ -1,0 +1,510 @@
+//! Shared test helpers: a real MQTT broker on a free loopback port and a small MQTT client.
+//!
+//! Use from an integration test with `mod support;`. Not every test file uses every helper.
+//!
+//! * [`TestBroker::start`] runs the in-process embedded broker, or a real Mosquitto process when
+//!   the environment has `MASSAGED_TEST_BROKER=mosquitto`. Both can be killed and restarted on
+//!   the same port (reconnect tests); Mosquitto can also be frozen with SIGSTOP.
+//! * [`TestClient`] connects with rumqttc, subscribes, publishes at QoS 1 and waits for the
+//!   broker's acknowledgement, and waits for matching messages with a timeout
+//!   ([`TestClient::expect`]), never by sleeping.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Generous default for waits in tests: only reached when something is broken.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which broker implementation a [`TestBroker`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// `massaged::broker::EmbeddedBroker`, in this process.
+    Embedded,
+    /// A `mosquitto` child process.
+    Mosquitto,
+}
+
+impl BrokerKind {
+    /// The kind chosen by `MASSAGED_TEST_BROKER` (`mosquitto`, or anything else for embedded).
+    pub fn from_env() -> BrokerKind {
+        match std::env::var("MASSAGED_TEST_BROKER").as_deref() {
+            Ok("mosquitto") => BrokerKind::Mosquitto,
+            _ => BrokerKind::Embedded,
+        }
+    }
+}
+
+enum Running {
+    #[cfg(feature = "embedded-broker")]
+    Embedded(massaged::broker::EmbeddedBroker),
+    Mosquitto(Child),
+    Stopped,
+}
+
+/// A running MQTT broker on 127.0.0.1 and a port chosen at start, kept across restarts.
+pub struct TestBroker {
+    kind: BrokerKind,
+    addr: SocketAddr,
+    running: Running,
+    /// Mosquitto's config and log live here; removed on drop.
+    dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// Starts the broker chosen by `MASSAGED_TEST_BROKER` on a free loopback port.
+    pub fn start() -> TestBroker {
+        TestBroker::start_kind(BrokerKind::from_env())
+    }
+
+    /// Starts a broker of `kind` on a free loopback port.
+    pub fn start_kind(kind: BrokerKind) -> TestBroker {
+        match kind {
+            BrokerKind::Embedded => {
+                let dir = tempfile::tempdir().expect("temp dir for the test broker");
+                let broker = start_embedded(SocketAddr::from(([127, 0, 0, 1], 0)));
+                let addr = broker_addr(&broker);
+                TestBroker {
+                    kind,
+                    addr,
+                    running: Running::from_embedded(broker),
+                    dir,
+                }
+            }
+            BrokerKind::Mosquitto => {
+                // Mosquitto cannot report a port it picked, so borrow a free one from the OS.
+                // Another process could grab it in between; retry a few times if so.
+                for _ in 0..5 {
+                    let mut broker = TestBroker {
+                        kind,
+                        addr: free_loopback_addr(),
+                        running: Running::Stopped,
+                        dir: tempfile::tempdir().expect("temp dir for the test broker"),
+                    };
+                    match broker.spawn_mosquitto() {
+                        Ok(child) => {
+                            broker.running = Running::Mosquitto(child);
+                            return broker;
+                        }
+                        Err(error) => {
+                            eprintln!("mosquitto on {} failed, retrying: {error}", broker.addr)
+                        }
+                    }
+                }
+                panic!("could not start mosquitto on a free port (is it installed?)");
+            }
+        }
+    }
+
+    /// Which implementation runs.
+    pub fn kind(&self) -> BrokerKind {
+        self.kind
+    }
+
+    /// Address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `mqtt://127.0.0.1:{port}`, as the daemon's config takes it.
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.addr)
+    }
+
+    /// Whether the broker is running (not killed).
+    pub fn is_running(&self) -> bool {
+        !matches!(self.running, Running::Stopped)
+    }
+
+    /// Stops the broker at once, dropping every connection (Mosquitto: SIGKILL). Idempotent.
+    pub fn kill(&mut self) {
+        match std::mem::replace(&mut self.running, Running::Stopped) {
+            #[cfg(feature = "embedded-broker")]
+            Running::Embedded(mut broker) => broker.stop(),
+            Running::Mosquitto(mut child) => {
+                // Already exited is fine: kill only fails then.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Running::Stopped => {}
+        }
+    }
+
+    /// Kills the broker if running and starts a fresh one (no retained state) on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        match self.kind {
+            BrokerKind::Embedded => {
+                let broker = start_embedded(self.addr);
+                self.running = Running::from_embedded(broker);
+            }
+            BrokerKind::Mosquitto => {
+                let child = self.spawn_mosquitto().unwrap_or_else(|error| {
+                    panic!("restarting mosquitto on {}: {error}", self.addr)
+                });
+                self.running = Running::Mosquitto(child);
+            }
+        }
+    }
+
+    /// Whether [`TestBroker::freeze`] works (Mosquitto only: the embedded broker shares our
+    /// process).
+    pub fn can_freeze(&self) -> bool {
+        matches!(self.running, Running::Mosquitto(_))
+    }
+
+    /// Suspends the broker process (SIGSTOP): connections stay open but nothing answers.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen broker (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let Running::Mosquitto(child) = &self.running else {
+            panic!("freeze/thaw needs a running mosquitto (MASSAGED_TEST_BROKER=mosquitto)");
+        };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} {} failed", child.id());
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("mosquitto.log")
+    }
+
+    /// Writes the config and starts mosquitto, returning once it accepts connections.
+    fn spawn_mosquitto(&self) -> Result<Child, String> {
+        let config_path = self.dir.path().join("mosquitto.conf");
+        let config = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             set_tcp_nodelay true\nlog_dest file {log}\nlog_type error\nlog_type warning\n",
+            port = self.addr.port(),
+            log = self.log_path().display(),
+        );
+        std::fs::write(&config_path, config).map_err(|e| format!("writing config: {e}"))?;
+        let mut child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawning mosquitto: {e}"))?;
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                return Err(format!("mosquitto exited with {status}: {log}"));
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return Ok(child);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "mosquitto not listening on {} after {TIMEOUT:?}",
+                    self.addr
+                ));
+            }
+            // Polling interval for a condition we cannot be notified of, not a synchronising sleep.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        // A frozen mosquitto ignores nothing of SIGKILL, so kill works even then.
+        self.kill();
+    }
+}
+
+impl Running {
+    #[cfg(feature = "embedded-broker")]
+    fn from_embedded(broker: massaged::broker::EmbeddedBroker) -> Running {
+        Running::Embedded(broker)
+    }
+
+    #[cfg(not(feature = "embedded-broker"))]
+    fn from_embedded(_: NoEmbedded) -> Running {
+        unreachable!("start_embedded panics without the feature")
+    }
+}
+
+#[cfg(feature = "embedded-broker")]
+fn start_embedded(addr: SocketAddr) -> massaged::broker::EmbeddedBroker {
+    massaged::broker::EmbeddedBroker::start(addr)
+        .unwrap_or_else(|error| panic!("embedded broker on {addr}: {error}"))
+}
+
+#[cfg(feature = "embedded-broker")]
+fn broker_addr(broker: &massaged::broker::EmbeddedBroker) -> SocketAddr {
+    broker.local_addr()
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+enum NoEmbedded {}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn start_embedded(_: SocketAddr) -> NoEmbedded {
+    panic!("built without feature embedded-broker: set MASSAGED_TEST_BROKER=mosquitto")
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn broker_addr(broker: &NoEmbedded) -> SocketAddr {
+    match *broker {}
+}
+
+/// A loopback address whose port was free a moment ago.
+pub fn free_loopback_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free loopback port");
+    listener
+        .local_addr()
+        .expect("local address of a bound socket")
+}
+
+/// A message a [`TestClient`] received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Topic it was published on.
+    pub topic: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// Whether the broker delivered it as retained.
+    pub retain: bool,
+}
+
+impl Received {
+    /// Payload as UTF-8 (lossy), for assertions.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    Conn,
+    Sub,
+    Pub,
+}
+
+/// A plain MQTT client for tests. Operations are sequential (`&mut self`) and each waits for
+/// the broker's acknowledgement, so "published" means the broker has the message.
+pub struct TestClient {
+    client: AsyncClient,
+    messages: mpsc::UnboundedReceiver<Received>,
+    acks: mpsc::UnboundedReceiver<Ack>,
+    task: tokio::task::JoinHandle<()>,
+    client_id: String,
+    probes: u32,
+}
+
+impl TestClient {
+    /// Connects to `broker` with a clean session and waits for the ConnAck.
+    pub async fn connect(broker: &TestBroker, client_id: &str) -> TestClient {
+        TestClient::connect_to(broker.addr(), client_id).await
+    }
+
+    /// Connects to the broker at `addr` and waits for the ConnAck.
+    pub async fn connect_to(addr: SocketAddr, client_id: &str) -> TestClient {
+        let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+        options
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(true)
+            .set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let mut network = eventloop.network_options();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
+        let (messages_tx, messages) = mpsc::unbounded_channel();
+        let (acks_tx, acks) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let _ = messages_tx.send(Received {
+                            topic: p.topic,
+                            payload: p.payload,
+                            retain: p.retain,
+                        });
+                    }
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = acks_tx.send(Ack::Conn);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = acks_tx.send(Ack::Sub);
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        let _ = acks_tx.send(Ack::Pub);
+                    }
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                    Ok(_) => {}
+                    // Reconnect pacing while the broker is down, not synchronisation.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
+        let mut this = TestClient {
+            client,
+            messages,
+            acks,
+            task,
+            client_id: client_id.to_owned(),
+            probes: 0,
+        };
+        this.wait_ack(Ack::Conn, "connect").await;
+        this
+    }
+
+    async fn wait_ack(&mut self, wanted: Ack, what: &str) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.acks.recv()).await {
+                Ok(Some(ack)) if ack == wanted => return,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("{}: client task ended during {what}", self.client_id),
+                Err(_) => panic!(
+                    "{}: no {wanted:?} ack for {what} within {TIMEOUT:?}",
+                    self.client_id
+                ),
+            }
+        }
+    }
+
+    /// Subscribes to `filter` at QoS 1 and waits for the SubAck.
+    pub async fn subscribe(&mut self, filter: &str) {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .expect("subscribe request");
+        self.wait_ack(Ack::Sub, filter).await;
+    }
+
+    /// Publishes at QoS 1 and waits for the broker's PubAck.
+    pub async fn publish(&mut self, topic: &str, payload: impl Into<Vec<u8>>, retain: bool) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .expect("publish request");
+        self.wait_ack(Ack::Pub, topic).await;
+    }
+
+    /// Waits for the next message on `filter` (MQTT wildcards allowed) that satisfies
+    /// `predicate`; other messages received meanwhile are discarded. Panics after `timeout`.
+    pub async fn expect(
+        &mut self,
+        filter: &str,
+        predicate: impl Fn(&Received) -> bool,
+        timeout: Duration,
+    ) -> Received {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut skipped = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
+                Ok(Some(message)) => {
+                    if topic_matches(filter, &message.topic) && predicate(&message) {
+                        return message;
+                    }
+                    skipped.push(format!("{} = {:?}", message.topic, message.text()));
+                }
+                Ok(None) => panic!("{}: client task ended", self.client_id),
+                Err(_) => panic!(
+                    "{}: no matching message on '{filter}' within {timeout:?}; skipped: {skipped:?}",
+                    self.client_id
+                ),
+            }
+        }
+    }
+
+    /// Waits for the next message on `filter`, whatever its payload.
+    pub async fn expect_any(&mut self, filter: &str, timeout: Duration) -> Received {
+        self.expect(filter, |_| true, timeout).await
+    }
+
+    /// The retained payload on `topic`, or `None` when the broker holds none.
+    ///
+    /// Subscribes to `topic` (the subscription stays) together with a private probe topic,
+    /// then publishes to the probe: the broker sends retained messages on subscribing, so
+    /// they arrive before the probe does.
+    pub async fn retained(&mut self, topic: &str, timeout: Duration) -> Option<Bytes> {
+        self.probes += 1;
+        let probe = format!("massaged-test-probe/{}/{}", self.client_id, self.probes);
+        self.client
+            .subscribe_many([
+                rumqttc::SubscribeFilter::new(topic.to_owned(), QoS::AtLeastOnce),
+                rumqttc::SubscribeFilter::new(probe.clone(), QoS::AtLeastOnce),
+            ])
+            .await
+            .expect("subscribe request");
+        self.wait_ack(Ack::Sub, topic).await;
+        self.publish(&probe, "probe", false).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut value = None;
+        loop {
+            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
+                Ok(Some(message)) if message.topic == probe => return value,
+                Ok(Some(message)) if message.topic == topic && message.retain => {
+                    value = Some(message.payload);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("{}: client task ended", self.client_id),
+                Err(_) => panic!(
+                    "{}: probe for '{topic}' not back within {timeout:?}",
+                    self.client_id
+                ),
+            }
+        }
+    }
+
+    /// Disconnects cleanly (no last will) and stops the client task.
+    pub async fn disconnect(mut self) {
+        let _ = self.client.disconnect().await;
+        // Wait until the event loop has written DISCONNECT: it stops producing acks then.
+        let _ = tokio::time::timeout(TIMEOUT, &mut self.task).await;
+    }
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether MQTT topic `filter` (with `+` and `#`) matches `topic`.
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut levels = topic.split('/');
+    for part in filter.split('/') {
+        match part {
+            "#" => return true,
+            "+" => {
+                if levels.next().is_none() {
+                    return false;
+                }
+            }
+            exact => {
+                if levels.next() != Some(exact) {
+                    return false;
+                }
+            }
+        }
+    }
+    levels.next().is_none()
+}
