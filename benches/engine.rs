@@ -78,8 +78,24 @@ fn main() {
     let frames_per_s = wakeups as f64 / session.as_secs_f64();
     println!("engine: one-hour full-scalp session at 50 Hz, {RUNS} runs, medians");
     println!("  wake-ups (frames computed): {wakeups}");
-    println!("  engine:   {:>8.2} ms  ({frames_per_s:.0} frames/s)", session.as_secs_f64() * 1e3);
-    println!("  baseline: {:>8.2} ms  (frame alloc+compare only)", base.as_secs_f64() * 1e3);
-    println!("  ratio engine/baseline: {:.2}", session.as_secs_f64() / base.as_secs_f64());
-    println!("  target: < 20 ms -> {}", if session < Duration::from_millis(20) { "met" } else { "MISSED" });
+    println!(
+        "  engine:   {:>8.2} ms  ({frames_per_s:.0} frames/s)",
+        session.as_secs_f64() * 1e3
+    );
+    println!(
+        "  baseline: {:>8.2} ms  (frame alloc+compare only)",
+        base.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio engine/baseline: {:.2}",
+        session.as_secs_f64() / base.as_secs_f64()
+    );
+    println!(
+        "  target: < 20 ms -> {}",
+        if session < Duration::from_millis(20) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
 }

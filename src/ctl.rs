@@ -27,7 +27,9 @@ pub enum CtlError {
     #[error("no reply from {0} within {1:?}: is massaged running? (see `massaged ctl status`)")]
     NoReply(String, Duration),
     /// The daemon has no retained state.
-    #[error("no state on {0}: the daemon has never run against this broker, or the device id differs")]
+    #[error(
+        "no state on {0}: the daemon has never run against this broker, or the device id differs"
+    )]
     NoState(String),
     /// A publish failed.
     #[error("publishing: {0}")]
@@ -74,7 +76,10 @@ pub async fn run(
     outcome
 }
 
-async fn wait_connected(events: &mut mpsc::Receiver<LinkEvent>, broker: &str) -> Result<(), CtlError> {
+async fn wait_connected(
+    events: &mut mpsc::Receiver<LinkEvent>,
+    broker: &str,
+) -> Result<(), CtlError> {
     let connected = async {
         while let Some(event) = events.recv().await {
             if event == LinkEvent::Connected {
@@ -155,12 +160,19 @@ async fn status(
         return Err(CtlError::NoState(topics.state.clone()));
     };
     let online = availability.as_deref() == Some(PAYLOAD_ONLINE);
-    println!("availability: {}", availability.as_deref().unwrap_or("unknown"));
+    println!(
+        "availability: {}",
+        availability.as_deref().unwrap_or("unknown")
+    );
     println!(
         "{}",
         serde_json::to_string_pretty(&state).unwrap_or_default()
     );
-    Ok(if online { CtlOutcome::Ok } else { CtlOutcome::Failed })
+    Ok(if online {
+        CtlOutcome::Ok
+    } else {
+        CtlOutcome::Failed
+    })
 }
 
 async fn watch(

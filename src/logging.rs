@@ -135,7 +135,8 @@ fn pick_filter(level: &str, rust_log: Option<&str>) -> (EnvFilter, Option<String
         );
         return (EnvFilter::new(FALLBACK_LEVEL), Some(message));
     }
-    match EnvFilter::try_new(level) {
+    // The embedded broker logs every connection at info; only its problems matter here.
+    match EnvFilter::try_new(format!("{level},mqtt5=warn")) {
         Ok(filter) => (filter, warning),
         Err(error) => (
             EnvFilter::new(FALLBACK_LEVEL),
@@ -269,12 +270,12 @@ mod tests {
     #[test]
     fn configured_level_applies_without_rust_log() {
         let (filter, warning) = pick_filter("debug", None);
-        assert_eq!(filter.to_string(), "debug");
+        assert_eq!(filter.to_string(), "mqtt5=warn,debug");
         assert_eq!(warning, None);
         let (filter, _) = pick_filter("debug", Some("  "));
-        assert_eq!(filter.to_string(), "debug");
+        assert_eq!(filter.to_string(), "mqtt5=warn,debug");
         let (filter, warning) = pick_filter("warn,massaged=debug", None);
-        assert_eq!(filter.to_string(), "massaged=debug,warn");
+        assert_eq!(filter.to_string(), "massaged=debug,mqtt5=warn,warn");
         assert_eq!(warning, None);
     }
 
@@ -289,7 +290,7 @@ mod tests {
         assert!(warning.unwrap().contains("log.level"));
 
         let (filter, warning) = pick_filter("warn", Some("massaged=[bad"));
-        assert_eq!(filter.to_string(), "warn");
+        assert_eq!(filter.to_string(), "mqtt5=warn,warn");
         assert!(warning.unwrap().contains("RUST_LOG"));
     }
 

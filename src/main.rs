@@ -1,6 +1,6 @@
 //! The `massaged` command line.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use massaged::config::Config;
 use massaged::core::{Command, Engine};
@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "massaged", version, about = "Scalp-massage headrest daemon for Home Assistant over MQTT")]
+#[command(
+    name = "massaged",
+    version,
+    about = "Scalp-massage headrest daemon for Home Assistant over MQTT"
+)]
 struct Cli {
     /// Configuration file (default: /etc/massaged/massaged.toml if it exists, else built-in defaults).
     #[arg(long, short, global = true, env = "MASSAGED_CONFIG")]
@@ -167,7 +171,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             massaged::logging::init("warn", massaged::config::LogFormat::Text);
             let (options, topics) = client_target(&config, device)?;
             runtime()?.block_on(massaged::forget::run(options, topics))?;
-            println!("removed {} from Home Assistant and cleared its retained topics", topics_root(&config));
+            println!(
+                "removed {} from Home Assistant and cleared its retained topics",
+                topics_root(&config)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Routines => {
@@ -209,7 +216,10 @@ fn print_routines(config: &Config) -> Result<()> {
     let routines = config.routine_library()?;
     let width = routines.iter().map(|r| r.id.len()).max().unwrap_or(2);
     let name_width = routines.iter().map(|r| r.name.len()).max().unwrap_or(4);
-    println!("{:<width$}  {:<name_width$}  {:>6}  description", "id", "name", "length");
+    println!(
+        "{:<width$}  {:<name_width$}  {:>6}  description",
+        "id", "name", "length"
+    );
     for r in &routines {
         let secs = r.duration().as_secs();
         println!(
@@ -284,7 +294,7 @@ async fn run(config: Config, embedded_broker: Option<SocketAddr>) -> Result<()> 
     };
     #[cfg(not(feature = "embedded-broker"))]
     if embedded_broker.is_some() {
-        bail!("this build has no embedded broker (cargo feature `embedded-broker`)");
+        anyhow::bail!("this build has no embedded broker (cargo feature `embedded-broker`)");
     }
     massaged::daemon::run(config, options).await?;
     Ok(())
@@ -297,7 +307,10 @@ fn topics_root(config: &Config) -> String {
 fn client_target(
     config: &Config,
     device: Option<String>,
-) -> Result<(massaged::mqtt::link::LinkOptions, massaged::mqtt::topics::Topics)> {
+) -> Result<(
+    massaged::mqtt::link::LinkOptions,
+    massaged::mqtt::topics::Topics,
+)> {
     let device_id = device.unwrap_or_else(|| config.device_id());
     let topics = massaged::mqtt::topics::Topics::new(
         &config.mqtt.base_topic,

@@ -59,6 +59,28 @@ impl Config {
         })?;
         Ok(routines)
     }
+
+    /// Broker user name and password: `mqtt.username` and `mqtt.password` or the first line of
+    /// `mqtt.password_file`, else the ones written in `mqtt.url`.
+    pub fn mqtt_credentials(&self) -> Result<(Option<String>, Option<String>), ConfigErrors> {
+        let url = super::url::BrokerUrl::parse(&self.mqtt.url)
+            .map_err(|error| ConfigErrors::new(vec![ConfigIssue::at_key("mqtt.url", error)]))?;
+        let password = match (&self.mqtt.password, &self.mqtt.password_file) {
+            (Some(password), _) => Some(password.clone()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file).map_err(|error| {
+                    ConfigErrors::new(vec![ConfigIssue::at_key(
+                        "mqtt.password_file",
+                        format!("cannot read {}: {error}", file.display()),
+                    )])
+                })?;
+                Some(text.lines().next().unwrap_or_default().to_string())
+            }
+            (None, None) => url.password,
+        };
+        let username = self.mqtt.username.clone().or(url.username);
+        Ok((username, password))
+    }
 }
 
 #[cfg(test)]
@@ -119,27 +141,5 @@ mod tests {
         config.device.id = String::new();
         let id = config.device_id();
         assert!(super::super::device_id::is_valid_device_id(&id), "{id}");
-    }
-
-    /// Broker user name and password: `mqtt.username` and `mqtt.password` or the first line of
-    /// `mqtt.password_file`, else the ones written in `mqtt.url`.
-    pub fn mqtt_credentials(&self) -> Result<(Option<String>, Option<String>), ConfigErrors> {
-        let url = super::url::BrokerUrl::parse(&self.mqtt.url)
-            .map_err(|error| ConfigErrors::new(vec![ConfigIssue::at_key("mqtt.url", error)]))?;
-        let password = match (&self.mqtt.password, &self.mqtt.password_file) {
-            (Some(password), _) => Some(password.clone()),
-            (None, Some(file)) => {
-                let text = std::fs::read_to_string(file).map_err(|error| {
-                    ConfigErrors::new(vec![ConfigIssue::at_key(
-                        "mqtt.password_file",
-                        format!("cannot read {}: {error}", file.display()),
-                    )])
-                })?;
-                Some(text.lines().next().unwrap_or_default().to_string())
-            }
-            (None, None) => url.password,
-        };
-        let username = self.mqtt.username.clone().or(url.username);
-        Ok((username, password))
     }
 }

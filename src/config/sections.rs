@@ -479,6 +479,8 @@ where
     }
 
     deserializer.deserialize_any(HeatChannel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,9 @@ use crate::device::{DeviceError, Driver};
 use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
 use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
-use crate::mqtt::render::{WallClock, render_event, render_rejected, render_response, render_state};
+use crate::mqtt::render::{
+    WallClock, render_event, render_rejected, render_response, render_state,
+};
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
 use crate::store::{SavedState, Store};
 use crate::systemd::Notifier;
@@ -124,7 +126,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     );
     let broker = format!("{}:{}", link_options.host, link_options.port);
     let (publisher, events) = Link::start(link_options);
-    let saver = Saver::spawn(store, Duration::from_millis(config.store.debounce_ms.into()));
+    let saver = Saver::spawn(
+        store,
+        Duration::from_millis(config.store.debounce_ms.into()),
+    );
     let mut daemon = Daemon {
         engine,
         driver,
@@ -142,9 +147,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         ready_deadline: Some(tokio::time::Instant::now() + READY_DEADLINE),
         broker,
     };
+    let mut events = events;
     daemon.drain().await;
-    let result = daemon.main_loop(events).await;
-    daemon.shutdown().await;
+    let result = daemon.main_loop(&mut events).await;
+    daemon.shutdown(&mut events).await;
     result
 }
 
@@ -198,7 +204,10 @@ fn to_tokio(at: Instant) -> tokio::time::Instant {
 }
 
 impl Daemon {
-    async fn main_loop(&mut self, mut events: mpsc::Receiver<LinkEvent>) -> Result<(), DaemonError> {
+    async fn main_loop(
+        &mut self,
+        events: &mut mpsc::Receiver<LinkEvent>,
+    ) -> Result<(), DaemonError> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
         let mut midnight = tokio::time::Instant::now() + calendar::until_next_midnight();
@@ -255,21 +264,30 @@ impl Daemon {
                 self.connected = true;
                 self.publish_all();
                 self.mark_ready();
-                self.notifier.status(&format!("connected to {}", self.broker));
+                self.notifier
+                    .status(&format!("connected to {}", self.broker));
             }
             LinkEvent::Disconnected { reason } => {
                 self.connected = false;
                 tracing::warn!(%reason, broker = %self.broker, "mqtt connection lost or refused; retrying with backoff");
                 self.mark_ready();
-                self.notifier.status(&format!("broker {} unreachable, retrying", self.broker));
+                self.notifier
+                    .status(&format!("broker {} unreachable, retrying", self.broker));
             }
-            LinkEvent::Message { topic, payload, retain } => {
+            LinkEvent::Message {
+                topic,
+                payload,
+                retain,
+            } => {
                 if topic == self.topics.set {
                     self.on_set(&payload, retain).await;
                 } else if topic == self.topics.ha_status {
                     if payload.as_ref() == b"online" {
                         let delay = fastrand::u64(REPUBLISH_DELAY_MS);
-                        tracing::info!(delay_ms = delay, "home assistant online; republishing soon");
+                        tracing::info!(
+                            delay_ms = delay,
+                            "home assistant online; republishing soon"
+                        );
                         self.republish_at =
                             Some(tokio::time::Instant::now() + Duration::from_millis(delay));
                     }
@@ -289,9 +307,17 @@ impl Daemon {
     /// Availability, discovery and state, all retained: what a (re)connected broker or a
     /// restarted Home Assistant needs.
     fn publish_all(&mut self) {
-        self.publish(&self.topics.availability.clone(), PAYLOAD_ONLINE.as_bytes().to_vec(), true);
+        self.publish(
+            &self.topics.availability.clone(),
+            PAYLOAD_ONLINE.as_bytes().to_vec(),
+            true,
+        );
         if let Some(discovery) = self.discovery.clone() {
-            self.publish(&self.topics.discovery_config.clone(), discovery.into_bytes(), true);
+            self.publish(
+                &self.topics.discovery_config.clone(),
+                discovery.into_bytes(),
+                true,
+            );
         }
         let state = render_state(&self.engine.snapshot(Instant::now()), &self.clock);
         self.publish(&self.topics.state.clone(), state.into_bytes(), true);
@@ -315,7 +341,10 @@ impl Daemon {
         }
         if retain {
             tracing::warn!(topic = %self.topics.set, bytes = payload.len(), "retained command ignored and cleared");
-            if let Err(error) = self.publisher.try_publish(&self.topics.set, Vec::new(), true) {
+            if let Err(error) = self
+                .publisher
+                .try_publish(&self.topics.set, Vec::new(), true)
+            {
                 tracing::warn!(%error, "could not clear the retained command");
             }
             return;
@@ -349,7 +378,11 @@ impl Daemon {
         }
         match self.engine.handle_command(now, &command) {
             Ok(()) => {
-                tracing::info!(action = command.action.map(|a| a.as_str()), id = id.as_deref(), "command accepted");
+                tracing::info!(
+                    action = command.action.map(|a| a.as_str()),
+                    id = id.as_deref(),
+                    "command accepted"
+                );
                 if let Some(id) = id {
                     let reply = render_response(&id, Ok(()));
                     self.publish(&self.topics.response.clone(), reply.into_bytes(), false);
@@ -404,7 +437,11 @@ impl Daemon {
                 }
                 Output::Event(event) => {
                     tracing::info!(event = event.kind.as_str(), routine = %event.routine, "session event");
-                    self.publish(&self.topics.event.clone(), render_event(&event).into_bytes(), false);
+                    self.publish(
+                        &self.topics.event.clone(),
+                        render_event(&event).into_bytes(),
+                        false,
+                    );
                 }
             }
         }
@@ -416,19 +453,45 @@ impl Daemon {
     }
 
     /// Outputs to zero, `offline` published, state saved, broker disconnected.
-    async fn shutdown(mut self) {
+    async fn shutdown(mut self, events: &mut mpsc::Receiver<LinkEvent>) {
         self.engine.shutdown(Instant::now());
         self.notifier.stopping();
         self.drain().await;
-        if let Err(error) = self.driver.close().await {
+        self.publish(
+            &self.topics.availability,
+            PAYLOAD_OFFLINE.as_bytes().to_vec(),
+            true,
+        );
+        let Daemon {
+            driver,
+            publisher,
+            saver,
+            connected,
+            ..
+        } = self;
+        if let Err(error) = driver.close().await {
             tracing::warn!(%error, "closing the device");
         }
-        self.publish(&self.topics.availability.clone(), PAYLOAD_OFFLINE.as_bytes().to_vec(), true);
-        self.saver.finish(SHUTDOWN_GRACE).await;
-        if self.connected
-            && let Err(error) = self.publisher.disconnect_within(SHUTDOWN_GRACE).await
-        {
-            tracing::warn!(%error, "mqtt disconnect");
+        saver.finish(SHUTDOWN_GRACE).await;
+        if connected {
+            // DISCONNECT is queued after `offline`; the link reports when it went out.
+            let disconnected = async {
+                if let Err(error) = publisher.disconnect().await {
+                    tracing::warn!(%error, "mqtt disconnect");
+                    return;
+                }
+                while let Some(event) = events.recv().await {
+                    if matches!(event, LinkEvent::Disconnected { .. }) {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(SHUTDOWN_GRACE, disconnected)
+                .await
+                .is_err()
+            {
+                tracing::warn!("broker did not take the disconnect in time");
+            }
         }
         tracing::info!("massaged stopped");
     }

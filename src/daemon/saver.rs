@@ -2,40 +2,34 @@
 
 use crate::store::{SavedState, Store};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Handle to the background saver task.
 pub struct Saver {
-    latest: watch::Sender<Option<SavedState>>,
+    latest: mpsc::UnboundedSender<SavedState>,
     task: JoinHandle<()>,
 }
 
 impl Saver {
     /// Starts the task; nothing is written until the first `save`.
     pub fn spawn(store: Store, debounce: Duration) -> Saver {
-        let (latest, mut changes) = watch::channel(None::<SavedState>);
+        let (latest, mut changes) = mpsc::unbounded_channel::<SavedState>();
         let task = tokio::spawn(async move {
-            let mut open = true;
-            while open {
-                if changes.changed().await.is_err() {
+            while let Some(mut state) = changes.recv().await {
+                let deadline = tokio::time::Instant::now() + debounce;
+                // Later changes within the delay replace earlier ones; a closed channel flushes now.
+                let closed = loop {
+                    match tokio::time::timeout_at(deadline, changes.recv()).await {
+                        Ok(Some(newer)) => state = newer,
+                        Ok(None) => break true,
+                        Err(_) => break false,
+                    }
+                };
+                write(&store, state).await;
+                if closed {
                     break;
                 }
-                // Coalesce a burst of changes; a closed channel means "flush now".
-                tokio::select! {
-                    _ = tokio::time::sleep(debounce) => {}
-                    _ = changes.closed_sender() => open = false,
-                }
-                let state = changes.borrow_and_update().clone();
-                if let Some(state) = state {
-                    write(&store, state).await;
-                }
-            }
-            let last = changes.borrow().clone();
-            if changes.has_changed().unwrap_or(true)
-                && let Some(state) = last
-            {
-                write(&store, state).await;
             }
         });
         Saver { latest, task }
@@ -43,7 +37,8 @@ impl Saver {
 
     /// Schedules `state` to be written after the debounce delay.
     pub fn save(&self, state: SavedState) {
-        self.latest.send_replace(Some(state));
+        // The task only ends after the sender is dropped, so this cannot fail while `self` lives.
+        let _ = self.latest.send(state);
     }
 
     /// Writes what is pending now and waits for it, at most `grace`.
@@ -58,10 +53,13 @@ impl Saver {
 
 async fn write(store: &Store, state: SavedState) {
     let store = store.clone();
+    let path = store.path().display().to_string();
     let result = tokio::task::spawn_blocking(move || store.save(&state)).await;
     match result {
-        Ok(Ok(())) => tracing::debug!("state saved"),
-        Ok(Err(error)) => tracing::warn!(%error, "could not save state; will retry on the next change"),
-        Err(error) => tracing::warn!(%error, "state save task failed"),
+        Ok(Ok(())) => tracing::debug!(%path, "state saved"),
+        Ok(Err(error)) => {
+            tracing::warn!(%path, %error, "could not save state; will retry on the next change")
+        }
+        Err(error) => tracing::warn!(%path, %error, "state save task failed"),
     }
 }

@@ -67,6 +67,12 @@ pub enum LinkError {
     /// The topic is empty or contains a wildcard.
     #[error("invalid topic '{0}' for publishing")]
     InvalidTopic(String),
+    /// The request queue is full or closed (the broker has been unreachable for a while).
+    #[error("mqtt request queue full or closed; publish on '{topic}' dropped")]
+    Full {
+        /// Topic of the dropped request.
+        topic: String,
+    },
     /// The event loop task has ended (disconnected or the consumer went away).
     #[error("mqtt link is closed; request for topic '{topic}' dropped")]
     Closed {
@@ -308,6 +314,24 @@ impl Publisher {
             .publish_bytes(topic, QoS::AtLeastOnce, retain, payload.into())
             .await
             .map_err(|_| LinkError::Closed {
+                topic: topic.to_owned(),
+            })
+    }
+
+    /// Queues a QoS 1 publish without waiting; fails when the request queue is full (the
+    /// broker has been away for a while), so a caller on a timing-critical loop never blocks.
+    pub fn try_publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+        retain: bool,
+    ) -> Result<(), LinkError> {
+        if !rumqttc::valid_topic(topic) || topic.is_empty() {
+            return Err(LinkError::InvalidTopic(topic.to_owned()));
+        }
+        self.client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            .map_err(|_| LinkError::Full {
                 topic: topic.to_owned(),
             })
     }

@@ -43,7 +43,6 @@ impl Topics {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
