@@ -10,6 +10,8 @@
 //!   ([`TestClient::expect`]), never by sleeping.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,66 @@
+//! The daemon process under signals: outputs to zero, `offline` published, clean exit.
+
+mod support;
+
+use std::time::Duration;
+use support::daemon::DaemonProcess;
+use support::{TIMEOUT, TestBroker, TestClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly() {
+    let broker = TestBroker::start();
+    let mut daemon = DaemonProcess::spawn(&broker, "");
+    let mut client = TestClient::connect(&broker, "sigterm-test").await;
+    client.subscribe(&format!("{}/#", daemon.root())).await;
+    client
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "online",
+            TIMEOUT,
+        )
+        .await;
+    client
+        .publish(
+            &daemon.topic("set"),
+            r#"{"action":"start","routine":"temple-circles","heat":true}"#,
+            false,
+        )
+        .await;
+    client
+        .expect(
+            &daemon.topic("state"),
+            |m| m.text().contains(r#""state":"running""#),
+            TIMEOUT,
+        )
+        .await;
+    assert!(
+        daemon.wait_frames(TIMEOUT, |frames| frames
+            .last()
+            .is_some_and(|(_, l)| l.iter().any(|&v| v > 0))),
+        "outputs come on: {}",
+        daemon.log()
+    );
+
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(1))
+        .expect("exits within a second");
+    assert!(status.success(), "exit status {status:?}\n{}", daemon.log());
+    client
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "offline",
+            TIMEOUT,
+        )
+        .await;
+    let last = daemon.last_frame().expect("frames recorded");
+    assert!(
+        last.iter().all(|&l| l == 0),
+        "last frame is all zero: {last:?}"
+    );
+    let saved = std::fs::read_to_string(daemon.state_path()).expect("state saved on exit");
+    assert!(
+        saved.contains(r#""sessions_total": 1"#) || saved.contains(r#""sessions_total":1"#),
+        "{saved}"
+    );
+}

@@ -1,0 +1,194 @@
+//! The real `massaged` binary as a child process, configured against a [`TestBroker`].
+//!
+//! Each daemon gets its own temp dir with its config, saved state (`state.json`), frame
+//! recording (`frames.csv`, written by the sim driver on every frame) and log (`daemon.log`).
+
+use super::TestBroker;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running daemon process.
+pub struct DaemonProcess {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// Device id, unique per daemon so tests sharing a broker don't see each other.
+    pub device_id: String,
+}
+
+/// The daemon's topic root for a device id.
+pub fn root(device_id: &str) -> String {
+    format!("massaged/{device_id}")
+}
+
+impl DaemonProcess {
+    /// Starts `massaged run` against `broker` with the sim driver recording frames.
+    /// `extra_toml` is appended to the generated config (use it for more sections/keys).
+    pub fn spawn(broker: &TestBroker, extra_toml: &str) -> DaemonProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let device_id = format!("t{:08x}", fastrand::u32(..));
+        DaemonProcess::spawn_in(dir, device_id, &broker.url(), extra_toml)
+    }
+
+    /// Starts a daemon reusing another's directory and device id (a restart); the previous
+    /// process is killed first if it still runs.
+    pub fn respawn(
+        mut previous: DaemonProcess,
+        broker: &TestBroker,
+        extra_toml: &str,
+    ) -> DaemonProcess {
+        previous.kill();
+        let dir = std::mem::replace(&mut previous.dir, tempfile::tempdir().expect("temp dir"));
+        let device_id = std::mem::take(&mut previous.device_id);
+        DaemonProcess::spawn_in(dir, device_id, &broker.url(), extra_toml)
+    }
+
+    fn spawn_in(
+        dir: tempfile::TempDir,
+        device_id: String,
+        url: &str,
+        extra_toml: &str,
+    ) -> DaemonProcess {
+        let config = dir.path().join("massaged.toml");
+        let text = format!(
+            "[device]\nid = \"{device_id}\"\nname = \"Test headrest\"\n\n\
+             [mqtt]\nurl = \"{url}\"\nkeep_alive_s = 5\nprogress_interval_s = 1\n\n\
+             [store]\npath = \"{state}\"\ndebounce_ms = 50\n\n\
+             [log]\nlevel = \"debug\"\nformat = \"text\"\n\n\
+             [driver]\nrecord = \"{frames}\"\n\n{extra_toml}\n",
+            state = dir.path().join("state.json").display(),
+            frames = dir.path().join("frames.csv").display(),
+        );
+        std::fs::write(&config, text).expect("write config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("daemon.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_massaged"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn massaged");
+        DaemonProcess {
+            child: Some(child),
+            dir,
+            device_id,
+        }
+    }
+
+    /// The daemon's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Path of the saved state.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    /// `massaged/{id}`.
+    pub fn root(&self) -> String {
+        root(&self.device_id)
+    }
+
+    /// `massaged/{id}/{leaf}`.
+    pub fn topic(&self, leaf: &str) -> String {
+        format!("{}/{leaf}", self.root())
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `KILL`, `STOP`, `CONT`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Polling a child's exit status has no event to wait on without a runtime.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every recorded frame as (t_ms, levels), in order.
+    pub fn frames(&self) -> Vec<(u64, Vec<u16>)> {
+        let text = std::fs::read_to_string(self.dir.path().join("frames.csv")).unwrap_or_default();
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut parts = line.split(',');
+                let t = parts.next()?.parse().ok()?;
+                let levels = parts.map(|p| p.parse().unwrap_or(u16::MAX)).collect();
+                Some((t, levels))
+            })
+            .collect()
+    }
+
+    /// The last recorded frame.
+    pub fn last_frame(&self) -> Option<Vec<u16>> {
+        self.frames().pop().map(|(_, levels)| levels)
+    }
+
+    /// Waits until the recording satisfies `predicate`, at most `timeout`.
+    pub fn wait_frames(
+        &self,
+        timeout: Duration,
+        predicate: impl Fn(&[(u64, Vec<u16>)]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if predicate(&self.frames()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            // The recording is a file; there is no change notification to wait on.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The daemon's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
