@@ -65,6 +65,8 @@ struct Daemon {
     saver: Saver,
     saved: SavedState,
     connected: bool,
+    /// When the last `rate_limited` reply went out.
+    rate_limit_replied: Option<Instant>,
     republish_at: Option<tokio::time::Instant>,
     notifier: Notifier,
     /// READY=1 goes out after the first connection attempt, or at this deadline at the latest.
@@ -142,6 +144,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         saver,
         saved,
         connected: false,
+        rate_limit_replied: None,
         republish_at: None,
         notifier: Notifier::from_env(),
         ready_deadline: Some(tokio::time::Instant::now() + READY_DEADLINE),
@@ -358,11 +361,18 @@ impl Daemon {
             }
         };
         if command.action != Some(Action::Stop) && !self.bucket.allow(now) {
-            let rejection = Rejection::new(
-                RejectCode::RateLimited,
-                "too many commands; stop is always accepted",
-            );
-            self.reject(id.as_deref(), &rejection);
+            // A flood must not turn into a flood of replies: answer once per second.
+            if self
+                .rate_limit_replied
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+            {
+                self.rate_limit_replied = Some(now);
+                let rejection = Rejection::new(
+                    RejectCode::RateLimited,
+                    "too many commands; stop is always accepted",
+                );
+                self.reject(id.as_deref(), &rejection);
+            }
             return;
         }
         if command.action == Some(Action::ClearFault)
