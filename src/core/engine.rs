@@ -12,8 +12,23 @@ use super::waveform::{self, PHASE_ONE};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-const NANOS_PER_SEC: u128 = 1_000_000_000;
-const NANOS_PER_MINUTE: u128 = 60 * NANOS_PER_SEC;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+const MICROS_PER_MINUTE: u64 = 60_000_000;
+
+/// Nanoseconds in `d`; session times stay far below the 584 years where this saturates.
+/// u64 rather than u128 arithmetic: 128-bit division is a slow library call on every target.
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn step_ns(step: &Step) -> u64 {
+    u64::from(step.seconds) * NANOS_PER_SEC
+}
+
+/// One pass through the routine, in nanoseconds (at least 1, so it can divide).
+fn routine_ns(routine: &Routine) -> u64 {
+    routine.steps.iter().map(step_ns).sum::<u64>().max(1)
+}
 
 /// Why an engine cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +60,7 @@ struct Heat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct StepMark {
     routine: usize,
-    pass: u128,
+    pass: u64,
     index: usize,
 }
 
@@ -71,7 +86,7 @@ struct Session {
     envelope: Ramp,
     intensity: Ramp,
     announced: StepMark,
-    next_frame: u128,
+    next_frame: u64,
     next_progress: Instant,
 }
 
@@ -100,6 +115,7 @@ pub struct Engine {
     fault: Option<Fault>,
     heat: Option<Heat>,
     last_frame: Frame,
+    scratch: Frame,
     outputs: VecDeque<Output>,
     state_dirty: bool,
 }
@@ -121,10 +137,8 @@ fn check_range(
     }
 }
 
-fn duration_from_nanos(nanos: u128) -> Duration {
-    let secs = u64::try_from(nanos / NANOS_PER_SEC).unwrap_or(u64::MAX);
-    // The remainder is below one billion, so it fits in u32.
-    Duration::new(secs, (nanos % NANOS_PER_SEC) as u32)
+fn duration_from_nanos(nanos: u64) -> Duration {
+    Duration::from_nanos(nanos)
 }
 
 fn minutes(n: u32) -> Duration {
@@ -133,14 +147,14 @@ fn minutes(n: u32) -> Duration {
 
 /// Permille value of `ramp` at `t`, moving at full scale per `length`.
 fn ramp_value(ramp: &Ramp, t: Duration, length: Duration) -> u32 {
-    let elapsed = t.saturating_sub(ramp.origin).as_nanos();
-    let length = length.as_nanos();
+    let elapsed = ns(t.saturating_sub(ramp.origin));
+    let length = ns(length);
     if length == 0 || ramp.from == ramp.to {
         return ramp.to;
     }
-    let span = u128::from(ramp.from.abs_diff(ramp.to));
+    let span = u64::from(ramp.from.abs_diff(ramp.to));
     // Full scale (1000) takes `length`; a smaller change takes proportionally less.
-    let moved = (elapsed * 1000 / length).min(span);
+    let moved = (elapsed.saturating_mul(1000) / length).min(span);
     // moved <= span <= 1000, so it fits in u32.
     let moved = moved as u32;
     if ramp.to > ramp.from {
@@ -195,6 +209,7 @@ impl Engine {
             fault: None,
             heat: None,
             last_frame: Frame::zero(count),
+            scratch: Frame::zero(count),
             outputs: VecDeque::new(),
             state_dirty: true,
         };
@@ -431,9 +446,9 @@ impl Engine {
         if let Some(index) = routine
             && index != session.routine
         {
-            let len = self.routines[index].duration().as_nanos().max(1);
+            let len = routine_ns(&self.routines[index]);
             session.routine = index;
-            session.shift = duration_from_nanos((len - t.as_nanos() % len) % len);
+            session.shift = duration_from_nanos((len - ns(t) % len) % len);
         }
         if let Some(intensity) = cmd.intensity {
             let current = ramp_value(&session.intensity, t, ramp);
@@ -445,7 +460,7 @@ impl Engine {
         }
         if let Some(m) = cmd.minutes {
             // Never cut the level faster than a soft stop would.
-            let ramp_down = duration_from_nanos(ramp.as_nanos() * u128::from(envelope_now) / 1000);
+            let ramp_down = duration_from_nanos(ns(ramp) * u64::from(envelope_now) / 1000);
             session.end = minutes(m).max(t + ramp_down);
             session.envelope = Ramp {
                 origin: t,
@@ -544,11 +559,11 @@ impl Engine {
     fn skip(&mut self, now: Instant) {
         if let Some(session) = self.session.as_mut() {
             let routine = &self.routines[session.routine];
-            let len = routine.duration().as_nanos().max(1);
+            let len = routine_ns(routine);
             let t = session.active(now);
-            let pos = (t.as_nanos() + session.shift.as_nanos()) % len;
-            let (_, _, step_start) = step_at(routine, pos);
-            let step_end = step_start + routine_step(routine, pos).duration().as_nanos();
+            let pos = (ns(t) + ns(session.shift)) % len;
+            let (_, step, step_start) = step_at(routine, pos);
+            let step_end = step_start + step_ns(step);
             // The shift only grows, so a skip past the last step starts the next pass.
             session.shift += duration_from_nanos(step_end - pos);
         }
@@ -561,9 +576,9 @@ impl Engine {
             return;
         };
         let routine = &self.routines[session.routine];
-        let len = routine.duration().as_nanos().max(1);
+        let len = routine_ns(routine);
         let t = session.active(now);
-        let absolute = t.as_nanos() + session.shift.as_nanos();
+        let absolute = ns(t) + ns(session.shift);
         let (index, _, _) = step_at(routine, absolute % len);
         let mark = StepMark {
             routine: session.routine,
@@ -762,8 +777,8 @@ impl Engine {
         };
         if let (Some(session), Some(now)) = (&self.session, now) {
             let t = session.active(now);
-            let len = routine.duration().as_nanos().max(1);
-            let pos = (t.as_nanos() + session.shift.as_nanos()) % len;
+            let len = routine_ns(routine);
+            let pos = (ns(t) + ns(session.shift)) % len;
             let (index, step, _) = step_at(routine, pos);
             snapshot.step = Some(step.label.clone());
             snapshot.step_index = Some(index);
@@ -787,7 +802,10 @@ impl Engine {
 
     /// Computes the frame for `now` and queues it when it differs from the last (or `force`).
     fn emit_frame(&mut self, now: Instant, force: bool) {
-        let mut frame = Frame::zero(self.config.channels.count());
+        // Computed in a reused buffer; a new allocation only when the frame changed.
+        let mut frame = std::mem::replace(&mut self.scratch, Frame::zero(0));
+        frame.levels.clear();
+        frame.levels.resize(self.config.channels.count(), 0);
         if self.fault.is_none() {
             if let Some(session) = self.session.as_mut()
                 && session.paused_at.is_none()
@@ -810,27 +828,28 @@ impl Engine {
             }
         }
         if force || frame != self.last_frame {
-            self.last_frame = frame.clone();
-            self.outputs.push_back(Output::Frame(frame));
+            self.last_frame.levels.clone_from(&frame.levels);
+            self.outputs.push_back(Output::Frame(frame.clone()));
         }
+        self.scratch = frame;
     }
 }
 
 /// Index of the grid frame at or before active time `t`.
-fn frame_index(t: Duration, hz: u32) -> u128 {
-    t.as_nanos() * u128::from(hz) / NANOS_PER_SEC
+fn frame_index(t: Duration, hz: u32) -> u64 {
+    ns(t).saturating_mul(u64::from(hz)) / NANOS_PER_SEC
 }
 
 /// Active time of grid frame `k`; computed from `k`, never accumulated, so it cannot drift.
-fn frame_time(k: u128, hz: u32) -> Duration {
-    duration_from_nanos((k * NANOS_PER_SEC).div_ceil(u128::from(hz.max(1))))
+fn frame_time(k: u64, hz: u32) -> Duration {
+    duration_from_nanos(k.saturating_mul(NANOS_PER_SEC).div_ceil(u64::from(hz.max(1))))
 }
 
 /// The step at routine position `pos` (nanoseconds): its index, the step, and its start.
-fn step_at(routine: &Routine, pos: u128) -> (usize, &Step, u128) {
-    let mut start = 0u128;
+fn step_at(routine: &Routine, pos: u64) -> (usize, &Step, u64) {
+    let mut start = 0u64;
     for (index, step) in routine.steps.iter().enumerate() {
-        let end = start + step.duration().as_nanos();
+        let end = start + step_ns(step);
         if pos < end {
             return (index, step, start);
         }
@@ -839,11 +858,7 @@ fn step_at(routine: &Routine, pos: u128) -> (usize, &Step, u128) {
     // A valid routine has steps; positions are taken modulo its length.
     let last = routine.steps.len().saturating_sub(1);
     let step = &routine.steps[last];
-    (last, step, start - step.duration().as_nanos())
-}
-
-fn routine_step(routine: &Routine, pos: u128) -> &Step {
-    step_at(routine, pos).1
+    (last, step, start - step_ns(step))
 }
 
 /// Session envelope (permille): soft start from the last resume or change, soft stop into the end.
@@ -852,10 +867,11 @@ fn envelope(session: &Session, t: Duration, ramp: Duration) -> u32 {
         return 0;
     }
     let rise = ramp_value(&session.envelope, t, ramp);
-    let left = (session.end - t).as_nanos();
+    let left = ns(session.end - t);
     // Without a ramp the level stays full until the end; the result is clamped to 1000.
-    let fall = (left * 1000)
-        .checked_div(ramp.as_nanos())
+    let fall = left
+        .saturating_mul(1000)
+        .checked_div(ns(ramp))
         .map_or(1000, |f| f.min(1000) as u32);
     rise.min(fall)
 }
@@ -868,13 +884,14 @@ fn motor_levels(
     t: Duration,
     levels: &mut [u16],
 ) {
-    let len = routine.duration().as_nanos().max(1);
-    let pos = (t.as_nanos() + session.shift.as_nanos()) % len;
+    let len = routine_ns(routine);
+    let pos = (ns(t) + ns(session.shift)) % len;
     let (_, step, start) = step_at(routine, pos);
     let in_step = pos - start;
-    let phase = (in_step * u128::from(step.tempo) * u128::from(PHASE_ONE) / NANOS_PER_MINUTE)
-        as u32
-        % PHASE_ONE;
+    // Microseconds keep the product in u64: 3600 s * 240 cycles/min * 2^16 < 2^64.
+    let cycles = (in_step / 1000) * u64::from(step.tempo) * u64::from(PHASE_ONE) / MICROS_PER_MINUTE;
+    // Reduced modulo PHASE_ONE (2^16), so it fits in u32.
+    let phase = (cycles % u64::from(PHASE_ONE)) as u32;
     let intensity = u64::from(ramp_value(&session.intensity, t, config.ramp));
     let env = u64::from(envelope(session, t, config.ramp));
     let max = u64::from(config.max_level);
