@@ -1,0 +1,409 @@
+//! The daemon's MQTT behaviour over real TCP, against the broker chosen by
+//! `MASSAGED_TEST_BROKER` (embedded by default, `mosquitto` for a real Mosquitto).
+//!
+//! Every test runs its own broker and daemon process (the sim driver records every frame), so
+//! the tests run in parallel and never see each other's messages.
+
+mod support;
+
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use support::daemon::DaemonProcess;
+use support::{Received, TIMEOUT, TestBroker, TestClient};
+
+/// A broker, a daemon connected to it and a client subscribed to everything the daemon
+/// publishes, with the daemon's first availability, discovery (when enabled) and state consumed.
+struct Rig {
+    broker: TestBroker,
+    daemon: DaemonProcess,
+    client: TestClient,
+    /// State messages received so far (including ones skipped while waiting for others).
+    states_seen: usize,
+}
+
+impl Rig {
+    async fn up(name: &str, extra_toml: &str) -> Rig {
+        let broker = TestBroker::start();
+        let daemon = DaemonProcess::spawn(&broker, extra_toml);
+        let mut client = TestClient::connect(&broker, name).await;
+        client.subscribe(&format!("{}/#", daemon.root())).await;
+        client.subscribe(&discovery_topic(&daemon)).await;
+        let mut rig = Rig {
+            broker,
+            daemon,
+            client,
+            states_seen: 0,
+        };
+        rig.expect_text("availability", "online").await;
+        rig.expect_state(|_| true).await;
+        rig
+    }
+
+    fn topic(&self, leaf: &str) -> String {
+        self.daemon.topic(leaf)
+    }
+
+    async fn send(&mut self, payload: impl Into<Vec<u8>>) {
+        let topic = self.topic("set");
+        self.client.publish(&topic, payload, false).await;
+    }
+
+    async fn expect_text(&mut self, leaf: &str, text: &str) -> Received {
+        let topic = self.topic(leaf);
+        self.client
+            .expect(&topic, |m| m.text() == text, TIMEOUT)
+            .await
+    }
+
+    /// The next message on `{root}/{leaf}` whose JSON satisfies `predicate`.
+    async fn expect_json(&mut self, leaf: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+        let topic = self.topic(leaf);
+        let state_topic = self.topic("state");
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = tokio::time::timeout(left, self.client.expect_any("#", TIMEOUT))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no matching message on {topic} within {TIMEOUT:?}; skipped: {skipped:#?}\ndaemon log:\n{}",
+                        self.daemon.log()
+                    )
+                });
+            if message.topic == state_topic {
+                self.states_seen += 1;
+            }
+            if message.topic == topic
+                && let Some(value) = json(&message)
+                && predicate(&value)
+            {
+                return value;
+            }
+            skipped.push(format!("{} = {}", message.topic, message.text()));
+        }
+    }
+
+    async fn expect_state(&mut self, predicate: impl Fn(&Value) -> bool) -> Value {
+        self.expect_json("state", predicate).await
+    }
+
+    async fn expect_event(&mut self, event_type: &str) -> Value {
+        self.expect_json("event", |v| v["event_type"] == event_type)
+            .await
+    }
+
+    /// The `rejected` event with `code`, then (when `id` is given) the response carrying it.
+    async fn expect_rejected(&mut self, code: &str, id: Option<&str>) {
+        let event = self.expect_event("rejected").await;
+        assert_eq!(event["code"], code, "rejected event: {event}");
+        assert!(
+            event["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "rejected event has a message: {event}"
+        );
+        if let Some(id) = id {
+            assert_eq!(event["id"], id, "rejected event carries the id: {event}");
+            let response = self.expect_json("response", |v| v["id"] == id).await;
+            assert_eq!(response["ok"], false, "{response}");
+            assert_eq!(response["code"], code, "{response}");
+            assert!(response["message"].is_string(), "{response}");
+        }
+    }
+
+    async fn expect_ok(&mut self, id: &str) {
+        let response = self.expect_json("response", |v| v["id"] == id).await;
+        assert_eq!(
+            response,
+            serde_json::json!({"id": id, "ok": true}),
+            "response to {id}"
+        );
+    }
+
+    /// The retained state as a fresh client sees it.
+    async fn retained_state(&self, name: &str) -> Value {
+        let mut fresh = TestClient::connect(&self.broker, name).await;
+        let payload = fresh
+            .retained(&self.topic("state"), TIMEOUT)
+            .await
+            .expect("a retained state");
+        serde_json::from_slice(&payload).expect("state is JSON")
+    }
+}
+
+fn discovery_topic(daemon: &DaemonProcess) -> String {
+    format!("homeassistant/device/{}/config", daemon.device_id)
+}
+
+fn json(message: &Received) -> Option<Value> {
+    serde_json::from_slice(&message.payload).ok()
+}
+
+fn any_output_on(frames: &[(u64, Vec<u16>)]) -> bool {
+    frames
+        .last()
+        .is_some_and(|(_, levels)| levels.iter().any(|&l| l > 0))
+}
+
+fn all_outputs_off(frames: &[(u64, Vec<u16>)]) -> bool {
+    frames
+        .last()
+        .is_some_and(|(_, levels)| levels.iter().all(|&l| l == 0))
+}
+
+/// Replaces every occurrence of `from` in the strings of `value` with `to`.
+fn replace_strings(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::String(s) => *s = s.replace(from, to),
+        Value::Array(items) => items.iter_mut().for_each(|v| replace_strings(v, from, to)),
+        Value::Object(fields) => fields
+            .values_mut()
+            .for_each(|v| replace_strings(v, from, to)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_is_retained_on_connect() {
+    let rig = Rig::up("discovery", "").await;
+    let mut fresh = TestClient::connect(&rig.broker, "discovery-fresh").await;
+    let payload = fresh
+        .retained(&discovery_topic(&rig.daemon), TIMEOUT)
+        .await
+        .expect("discovery is retained");
+    let mut discovery: Value = serde_json::from_slice(&payload).expect("discovery is JSON");
+    // The id is random per test daemon; the version changes with every release.
+    replace_strings(&mut discovery, &rig.daemon.device_id, "DEVICE_ID");
+    replace_strings(&mut discovery, env!("CARGO_PKG_VERSION"), "VERSION");
+    insta::assert_json_snapshot!("daemon_discovery", discovery);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_disabled_publishes_none() {
+    let rig = Rig::up("no-discovery", "[homeassistant]\nenabled = false\n").await;
+    // Availability, discovery and state go out together, state last: the state being
+    // retained means a discovery would have been published already.
+    rig.retained_state("no-discovery-state").await;
+    let mut fresh = TestClient::connect(&rig.broker, "no-discovery-fresh").await;
+    let discovery = fresh.retained(&discovery_topic(&rig.daemon), TIMEOUT).await;
+    assert_eq!(discovery, None, "no discovery when disabled");
+}
+
+fn timestamp(value: &Value) -> jiff::Timestamp {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an RFC 3339 time: {value}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_command_runs_the_routine_and_stop_zeroes_the_outputs() {
+    let mut rig = Rig::up("start-stop", "").await;
+    let sent_at = jiff::Timestamp::now();
+    rig.send(r#"{"action":"start","routine":"temple-circles","id":"x"}"#)
+        .await;
+    rig.expect_ok("x").await;
+    let started = rig.expect_event("started").await;
+    assert_eq!(started["routine"], "temple-circles", "{started}");
+    assert_eq!(started["step_index"], 0, "{started}");
+    let state = rig.expect_state(|s| s["state"] == "running").await;
+    assert_eq!(state["routine"], "temple-circles", "{state}");
+    assert_eq!(state["routine_name"], "Temple circles", "{state}");
+    assert_eq!(state["step_index"], 0, "{state}");
+    assert!(
+        state["step"].as_str().is_some_and(|s| !s.is_empty()),
+        "{state}"
+    );
+    let minutes = state["minutes"].as_i64().expect("minutes");
+    let ends_at = timestamp(&state["ends_at"]);
+    let expected = sent_at + jiff::SignedDuration::from_secs(minutes * 60);
+    // ends_at is rounded to the second, and the command took a moment to arrive.
+    let off = ends_at.duration_since(expected).as_secs_f64().abs();
+    assert!(off <= 2.0, "ends_at {ends_at} vs expected {expected}");
+    assert!(
+        rig.daemon.wait_frames(TIMEOUT, any_output_on),
+        "outputs come on: {}",
+        rig.daemon.log()
+    );
+
+    rig.send("stop").await;
+    let stopped = rig.expect_event("stopped").await;
+    assert_eq!(stopped["routine"], "temple-circles", "{stopped}");
+    let state = rig.expect_state(|s| s["state"] == "idle").await;
+    assert_eq!(state["ends_at"], Value::Null, "{state}");
+    assert_eq!(state["step"], Value::Null, "{state}");
+    assert!(
+        rig.daemon.wait_frames(TIMEOUT, all_outputs_off),
+        "a zero frame after stop: {:?}",
+        rig.daemon.last_frame()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_words_and_routine_by_display_name() {
+    let mut rig = Rig::up("bare-words", "").await;
+    rig.send(r#"{"routine":"Neck and ears","id":"pick"}"#).await;
+    rig.expect_ok("pick").await;
+    let state = rig.expect_state(|_| true).await;
+    assert_eq!(state["state"], "idle", "{state}");
+    assert_eq!(state["routine"], "neck-and-ears", "{state}");
+
+    rig.send("start").await;
+    let started = rig.expect_event("started").await;
+    assert_eq!(started["routine"], "neck-and-ears", "{started}");
+    rig.expect_state(|s| s["state"] == "running").await;
+
+    rig.send(" Pause\n").await;
+    rig.expect_event("paused").await;
+    rig.expect_state(|s| s["state"] == "paused").await;
+
+    rig.send("resume").await;
+    rig.expect_event("resumed").await;
+    rig.expect_state(|s| s["state"] == "running").await;
+
+    rig.send("skip").await;
+    let step = rig.expect_event("step").await;
+    assert_eq!(step["step_index"], 1, "{step}");
+    rig.expect_state(|s| s["step_index"] == 1).await;
+
+    rig.send("stop").await;
+    rig.expect_event("stopped").await;
+    rig.expect_state(|s| s["state"] == "idle").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejection_is_answered_and_changes_nothing() {
+    let mut rig = Rig::up("rejections", "").await;
+    let before = rig.retained_state("rejections-before").await;
+    let frames_before = rig.daemon.frames().len();
+    let states_before = rig.states_seen;
+
+    rig.send("{not json").await;
+    rig.expect_rejected("invalid_json", None).await;
+    rig.send(r#"{"action":"dance","id":"r1"}"#).await;
+    rig.expect_rejected("unknown_action", Some("r1")).await;
+    rig.send(r#"{"action":"start","routine":"no-such-routine","id":"r2"}"#)
+        .await;
+    rig.expect_rejected("unknown_routine", Some("r2")).await;
+    rig.send(r#"{"action":"start","intensity":150,"id":"r3"}"#)
+        .await;
+    rig.expect_rejected("out_of_range", Some("r3")).await;
+    rig.send(r#"{"minutes":0,"id":"r4"}"#).await;
+    rig.expect_rejected("out_of_range", Some("r4")).await;
+    rig.send(r#"{"action":"pause","id":"r5"}"#).await;
+    rig.expect_rejected("not_running", Some("r5")).await;
+    rig.send("resume").await;
+    rig.expect_rejected("not_running", None).await;
+    // Default mqtt.max_payload_bytes is 4096; a payload over it is refused unread.
+    let big = format!(
+        r#"{{"action":"start","id":"r6","routine":"{}"}}"#,
+        "x".repeat(5000)
+    );
+    rig.send(big).await;
+    rig.expect_rejected("too_large", None).await;
+
+    assert_eq!(rig.states_seen, states_before, "no state published");
+    assert_eq!(
+        rig.retained_state("rejections-after").await,
+        before,
+        "state unchanged"
+    );
+    assert_eq!(rig.daemon.frames().len(), frames_before, "no frame written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxer_guard_refuses_a_start_unless_forced() {
+    let mut rig = Rig::up("guard", "[guard]\ndays_before = 3\n").await;
+    // Tomorrow is inside the window even if the daemon's date rolls over during the test.
+    let tomorrow = jiff::Zoned::now().date().tomorrow().expect("a tomorrow");
+    rig.send(format!(r#"{{"relaxer_date":"{tomorrow}","id":"date"}}"#))
+        .await;
+    rig.expect_ok("date").await;
+    let guarded = rig.expect_state(|s| s["guard_active"] == true).await;
+    assert_eq!(guarded["relaxer_date"], tomorrow.to_string(), "{guarded}");
+
+    let states_before = rig.states_seen;
+    rig.send(r#"{"action":"start","routine":"temple-circles","id":"g1"}"#)
+        .await;
+    rig.expect_rejected("guard_active", Some("g1")).await;
+    rig.send("start").await;
+    rig.expect_rejected("guard_active", None).await;
+    assert_eq!(rig.states_seen, states_before, "no state published");
+    assert_eq!(rig.retained_state("guard-after").await, guarded);
+
+    rig.send(r#"{"action":"start","routine":"temple-circles","force":true,"id":"g2"}"#)
+        .await;
+    rig.expect_ok("g2").await;
+    rig.expect_event("started").await;
+    rig.expect_state(|s| s["state"] == "running").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_rate_limited_but_stop_still_gets_through() {
+    let mut rig = Rig::up("flood", "").await;
+    // Defaults: a burst of 40, then 20 per second. Each publish waits for the broker's
+    // acknowledgement, so 60 of them take far less than the second a refill of 20 needs.
+    for n in 0..60 {
+        rig.send(format!(r#"{{"action":"pause","id":"f{n}"}}"#))
+            .await;
+    }
+    rig.send(r#"{"action":"stop","id":"stop"}"#).await;
+    for n in 60..70 {
+        rig.send(format!(r#"{{"action":"pause","id":"f{n}"}}"#))
+            .await;
+    }
+    let mut codes = Vec::new();
+    let mut stop = None;
+    while codes.len() < 70 || stop.is_none() {
+        let response = rig.expect_json("response", |_| true).await;
+        if response["id"] == "stop" {
+            stop = Some((codes.len(), response));
+        } else {
+            codes.push(response["code"].as_str().unwrap_or("").to_owned());
+        }
+    }
+    let (position, stop) = stop.expect("loop ends with it");
+    assert_eq!(stop, serde_json::json!({"id": "stop", "ok": true}));
+    assert_eq!(position, 60, "responses come in command order");
+    let limited_before = codes[..60].iter().filter(|c| *c == "rate_limited").count();
+    let limited_after = codes[60..].iter().filter(|c| *c == "rate_limited").count();
+    assert!(
+        codes[..40].iter().all(|c| c == "not_running"),
+        "the burst passes the limiter: {codes:?}"
+    );
+    assert!(limited_before >= 5, "flood limited before stop: {codes:?}");
+    assert!(
+        limited_after >= 5,
+        "flood still limited after stop: {codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| c == "not_running" || c == "rate_limited"),
+        "{codes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_is_republished_every_progress_interval_while_running() {
+    let mut rig = Rig::up("progress", "").await;
+    rig.send(r#"{"action":"start","routine":"temple-circles"}"#)
+        .await;
+    let first = rig.expect_state(|s| s["state"] == "running").await;
+    let first_at = Instant::now();
+    assert_eq!(first["elapsed_s"], 0, "{first}");
+    // The harness sets progress_interval_s = 1 and the first step lasts a minute, so nothing
+    // but the progress timer publishes state now.
+    let mut previous = first_at;
+    for expected_elapsed in 1..=2 {
+        let state = rig.expect_state(|_| true).await;
+        let gap = previous.elapsed();
+        previous = Instant::now();
+        assert_eq!(state["state"], "running", "{state}");
+        assert_eq!(state["elapsed_s"], expected_elapsed, "{state}");
+        assert_eq!(state["ends_at"], first["ends_at"], "{state}");
+        assert!(
+            gap > Duration::from_millis(500) && gap < Duration::from_millis(1500),
+            "republished about every second: {gap:?}"
+        );
+    }
+}
