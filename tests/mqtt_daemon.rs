@@ -19,12 +19,18 @@ struct Rig {
     client: TestClient,
     /// State messages received so far (including ones skipped while waiting for others).
     states_seen: usize,
+    /// Every message received so far, as (topic, payload text).
+    seen: Vec<(String, String)>,
 }
 
 impl Rig {
     async fn up(name: &str, extra_toml: &str) -> Rig {
         let broker = TestBroker::start();
         let daemon = DaemonProcess::spawn(&broker, extra_toml);
+        Rig::attach(broker, daemon, name).await
+    }
+
+    async fn attach(broker: TestBroker, daemon: DaemonProcess, name: &str) -> Rig {
         let mut client = TestClient::connect(&broker, name).await;
         client.subscribe(&format!("{}/#", daemon.root())).await;
         client.subscribe(&discovery_topic(&daemon)).await;
@@ -33,6 +39,7 @@ impl Rig {
             daemon,
             client,
             states_seen: 0,
+            seen: Vec::new(),
         };
         rig.expect_text("availability", "online").await;
         rig.expect_state(|_| true).await;
@@ -48,22 +55,19 @@ impl Rig {
         self.client.publish(&topic, payload, false).await;
     }
 
-    async fn expect_text(&mut self, leaf: &str, text: &str) -> Received {
+    async fn expect_text(&mut self, leaf: &str, text: &str) {
         let topic = self.topic(leaf);
-        self.client
-            .expect(&topic, |m| m.text() == text, TIMEOUT)
-            .await
+        self.expect_raw(&topic, |m| m.text() == text).await;
     }
 
-    /// The next message on `{root}/{leaf}` whose JSON satisfies `predicate`.
-    async fn expect_json(&mut self, leaf: &str, predicate: impl Fn(&Value) -> bool) -> Value {
-        let topic = self.topic(leaf);
+    /// The next message on `topic` satisfying `predicate`, recording everything received.
+    async fn expect_raw(&mut self, topic: &str, predicate: impl Fn(&Received) -> bool) -> Received {
         let state_topic = self.topic("state");
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         let mut skipped = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let message = tokio::time::timeout(left, self.client.expect_any("#", TIMEOUT))
+            let message = tokio::time::timeout(left, self.client.expect_any("#", 2 * TIMEOUT))
                 .await
                 .unwrap_or_else(|_| {
                     panic!(
@@ -74,14 +78,48 @@ impl Rig {
             if message.topic == state_topic {
                 self.states_seen += 1;
             }
-            if message.topic == topic
-                && let Some(value) = json(&message)
-                && predicate(&value)
-            {
-                return value;
+            self.seen.push((message.topic.clone(), message.text()));
+            if message.topic == topic && predicate(&message) {
+                return message;
             }
             skipped.push(format!("{} = {}", message.topic, message.text()));
         }
+    }
+
+    /// Kills the daemon and starts it again with the same directory and device id; the
+    /// client stays subscribed and its record of received messages starts afresh.
+    async fn respawn(self, extra_toml: &str) -> Rig {
+        let Rig {
+            broker,
+            daemon,
+            client,
+            ..
+        } = self;
+        let daemon = DaemonProcess::respawn(daemon, &broker, extra_toml);
+        Rig {
+            broker,
+            daemon,
+            client,
+            states_seen: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Whether any message received so far on `{root}/{leaf}` satisfies `predicate`.
+    fn saw(&self, leaf: &str, predicate: impl Fn(&str) -> bool) -> bool {
+        let topic = self.topic(leaf);
+        self.seen
+            .iter()
+            .any(|(t, text)| *t == topic && predicate(text))
+    }
+
+    /// The next message on `{root}/{leaf}` whose JSON satisfies `predicate`.
+    async fn expect_json(&mut self, leaf: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+        let topic = self.topic(leaf);
+        let message = self
+            .expect_raw(&topic, |m| json(m).is_some_and(|v| predicate(&v)))
+            .await;
+        json(&message).expect("checked by the predicate")
     }
 
     async fn expect_state(&mut self, predicate: impl Fn(&Value) -> bool) -> Value {
@@ -406,4 +444,105 @@ async fn state_is_republished_every_progress_interval_while_running() {
             "republished about every second: {gap:?}"
         );
     }
+}
+
+const RETAINED_START: &str = r#"{"action":"start","routine":"temple-circles","id":"replayed"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_command_is_never_executed_and_is_cleared() {
+    let broker = TestBroker::start();
+    // The first process only fixes the device id (and so the topics) before the real start.
+    let mut first = DaemonProcess::spawn(&broker, "");
+    first.kill();
+    let set = first.topic("set");
+    let mut client = TestClient::connect(&broker, "retained").await;
+    client.publish(&set, RETAINED_START, true).await;
+    client.subscribe(&format!("{}/#", first.root())).await;
+    let daemon = DaemonProcess::respawn(first, &broker, "");
+    let mut rig = Rig {
+        broker,
+        daemon,
+        client,
+        states_seen: 0,
+        seen: Vec::new(),
+    };
+    rig.expect_raw(&set, |m| m.retain && m.text() == RETAINED_START)
+        .await;
+    // The daemon clears it with an empty retained publish, which subscribers see too.
+    rig.expect_raw(&set, |m| m.payload.is_empty()).await;
+    // Commands are handled in order: once this is answered, the replay was dealt with.
+    rig.send(r#"{"action":"stop","id":"sync"}"#).await;
+    rig.expect_ok("sync").await;
+    let mut fresh = TestClient::connect(&rig.broker, "retained-fresh").await;
+    assert_eq!(
+        fresh.retained(&set, TIMEOUT).await,
+        None,
+        "retained command cleared"
+    );
+    assert!(
+        rig.daemon
+            .log()
+            .contains("retained command ignored and cleared"),
+        "a warning is logged: {}",
+        rig.daemon.log()
+    );
+
+    assert!(
+        !rig.saw("event", |e| e.contains(r#""started""#)),
+        "no session started: {:#?}",
+        rig.seen
+    );
+    assert!(
+        rig.daemon.wait_frames(Duration::ZERO, |f| f
+            .iter()
+            .all(|(_, l)| l.iter().all(|&v| v == 0))),
+        "no output came on"
+    );
+
+    // A retained command published while the daemon runs. MQTT 3.1.1 (rumqttc's protocol)
+    // delivers a retained publish to existing subscribers with the retain flag cleared, so
+    // the running daemon cannot tell it from a live command and acts on it. What must hold is
+    // that it is never replayed: after a restart it is ignored and cleared again.
+    rig.client.publish(&set, RETAINED_START, true).await;
+    rig.expect_ok("replayed").await;
+    rig.expect_event("started").await;
+    let mut rig = rig.respawn("").await;
+    // Still subscribed, the client sees only the clearing, not the replay.
+    rig.expect_raw(&set, |m| m.payload.is_empty()).await;
+    rig.send(r#"{"action":"stop","id":"sync2"}"#).await;
+    rig.expect_ok("sync2").await;
+    assert_eq!(
+        fresh.retained(&set, TIMEOUT).await,
+        None,
+        "retained command cleared"
+    );
+    assert_eq!(
+        rig.daemon
+            .log()
+            .matches("retained command ignored and cleared")
+            .count(),
+        2,
+        "{}",
+        rig.daemon.log()
+    );
+
+    assert!(
+        !rig.saw("event", |e| e.contains(r#""started""#)),
+        "no session started: {:#?}",
+        rig.seen
+    );
+    assert!(
+        !rig.saw("response", |r| r.contains("replayed")),
+        "{:#?}",
+        rig.seen
+    );
+    let state = rig.retained_state("retained-state").await;
+    assert_eq!(state["state"], "idle", "{state}");
+    assert!(
+        rig.daemon
+            .frames()
+            .iter()
+            .all(|(_, l)| l.iter().all(|&v| v == 0)),
+        "no output ever came on"
+    );
 }
