@@ -546,3 +546,160 @@ async fn a_retained_command_is_never_executed_and_is_cleared() {
         "no output ever came on"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_online_triggers_a_republish() {
+    let mut rig = Rig::up("republish", "").await;
+    let discovery = discovery_topic(&rig.daemon);
+    // Rig::up consumed availability, discovery and state.
+    assert!(rig.seen.iter().any(|(topic, _)| *topic == discovery));
+
+    let asked = Instant::now();
+    rig.client
+        .publish("homeassistant/status", "online", false)
+        .await;
+    rig.expect_text("availability", "online").await;
+    let delay = asked.elapsed();
+    let config = rig.expect_raw(&discovery, |_| true).await;
+    assert!(config.payload.len() > 1000, "the full discovery payload");
+    let state = rig.expect_state(|_| true).await;
+    assert_eq!(state["state"], "idle", "{state}");
+    // The daemon waits a random 0.2–2.5 s so that many devices do not answer at once.
+    assert!(
+        delay >= Duration::from_millis(200) && delay < Duration::from_millis(3500),
+        "republished after {delay:?}"
+    );
+}
+
+/// A routine of four 2-second steps, so step events come quickly.
+const QUICK_ROUTINE: &str = r#"
+[[routines]]
+id = "quick-steps"
+name = "Quick steps"
+description = "Four short steps, for tests."
+
+[[routines.steps]]
+label = "Quick one"
+zones = ["temples"]
+technique = "circles"
+seconds = 2
+
+[[routines.steps]]
+label = "Quick two"
+zones = ["hairline"]
+technique = "circles"
+seconds = 2
+
+[[routines.steps]]
+label = "Quick three"
+zones = ["crown"]
+technique = "knead"
+seconds = 2
+
+[[routines.steps]]
+label = "Quick four"
+zones = ["neck"]
+technique = "press"
+seconds = 2
+"#;
+const QUICK_STEP: Duration = Duration::from_secs(2);
+const QUICK_STEPS: u32 = 4;
+
+/// Waits until the daemon's log contains `text` (a file: nothing to be notified by).
+fn wait_log(daemon: &DaemonProcess, text: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !daemon.log().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "no '{text}' in the log: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_mid_session_reconnects_and_keeps_the_timing() {
+    let mut rig = Rig::up("reconnect", QUICK_ROUTINE).await;
+    rig.send(r#"{"action":"start","routine":"quick-steps","minutes":1,"id":"go"}"#)
+        .await;
+    rig.expect_ok("go").await;
+    rig.expect_event("started").await;
+    let started_at = Instant::now();
+    let running = rig.expect_state(|s| s["state"] == "running").await;
+    let ends_at = running["ends_at"].clone();
+
+    rig.broker.kill();
+    wait_log(&rig.daemon, "mqtt connection lost");
+    // Keep the broker away for a second of session time, measured on the recording.
+    let lost_at = rig.daemon.frames().last().map_or(0, |(t, _)| *t);
+    assert!(
+        rig.daemon.wait_frames(TIMEOUT, |f| f
+            .last()
+            .is_some_and(|(t, _)| *t >= lost_at + 1000)),
+        "frames keep coming while the broker is away"
+    );
+    rig.broker.restart();
+
+    // A fresh broker holds nothing retained: whatever a new client finds, the daemon published
+    // after reconnecting.
+    let mut client = TestClient::connect(&rig.broker, "reconnect-after").await;
+    client.subscribe(&format!("{}/#", rig.daemon.root())).await;
+    client.subscribe(&discovery_topic(&rig.daemon)).await;
+    rig.client = client;
+    rig.expect_text("availability", "online").await;
+    let discovery = discovery_topic(&rig.daemon);
+    rig.expect_raw(&discovery, |_| true).await;
+    let state = rig.expect_state(|s| s["state"] == "running").await;
+    let mut fresh = TestClient::connect(&rig.broker, "reconnect-fresh").await;
+    for topic in [rig.topic("availability"), discovery, rig.topic("state")] {
+        assert!(
+            fresh.retained(&topic, TIMEOUT).await.is_some(),
+            "{topic} republished retained"
+        );
+    }
+    assert_eq!(
+        state["ends_at"], ends_at,
+        "the session end did not move: {state}"
+    );
+
+    // Resubscribed: commands work again.
+    rig.send(r#"{"intensity":80,"id":"after"}"#).await;
+    rig.expect_ok("after").await;
+    rig.expect_state(|s| s["intensity"] == 80).await;
+
+    // The next step boundary comes on the schedule computed from the session start. Started
+    // and step events take the same path, so their latencies cancel; 250 ms allows for
+    // scheduling jitter on a loaded machine, while an outage that shifted the timing would
+    // shift it by at least the second the broker was away.
+    let step = rig.expect_event("step").await;
+    let elapsed = started_at.elapsed();
+    let boundaries = (elapsed.as_secs_f64() / QUICK_STEP.as_secs_f64()).round() as u32;
+    let scheduled = QUICK_STEP * boundaries;
+    let off = elapsed.abs_diff(scheduled);
+    assert!(
+        off < Duration::from_millis(250),
+        "step event {elapsed:?} after start, boundary at {scheduled:?}: {step}"
+    );
+    assert_eq!(step["step_index"], boundaries % QUICK_STEPS, "{step}");
+
+    // The device loop never waited on the broker: no gap in the 50 Hz frames.
+    let frames = rig.daemon.frames();
+    let longest_gap = frames
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or(0);
+    let session: Vec<_> = frames
+        .iter()
+        .skip_while(|(_, l)| l.iter().all(|&v| v == 0))
+        .collect();
+    assert!(session.len() > 50, "frames recorded: {}", session.len());
+    assert!(
+        longest_gap < 300,
+        "longest gap between frames {longest_gap} ms"
+    );
+
+    rig.send("stop").await;
+    rig.expect_event("stopped").await;
+}
