@@ -703,3 +703,68 @@ async fn broker_restart_mid_session_reconnects_and_keeps_the_timing() {
     rig.send("stop").await;
     rig.expect_event("stopped").await;
 }
+
+/// A PWM class directory whose 11 channels (10 motors and the heater) are already exported,
+/// as after an earlier run, so the driver needs no emulated kernel to export them.
+fn pwm_tree() -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("temp dir");
+    let chip = root.path().join("pwmchip0");
+    std::fs::create_dir_all(&chip).expect("chip dir");
+    for (name, value) in [("export", ""), ("unexport", ""), ("npwm", "16\n")] {
+        std::fs::write(chip.join(name), value).expect("chip file");
+    }
+    for channel in 0..11 {
+        let dir = chip.join(format!("pwm{channel}"));
+        std::fs::create_dir_all(&dir).expect("channel dir");
+        for (name, value) in [("period", "0"), ("duty_cycle", "0"), ("enable", "0")] {
+            std::fs::write(dir.join(name), value).expect("channel file");
+        }
+    }
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_fault_refuses_commands_until_cleared() {
+    let tree = pwm_tree();
+    // Appended inside the harness's [driver] table.
+    let driver = format!(
+        "kind = \"pwm\"\n\n[driver.pwm]\nsysfs_root = \"{}\"\n",
+        tree.path().display()
+    );
+    let mut rig = Rig::up("fault", &driver).await;
+    rig.send(r#"{"action":"start","routine":"temple-circles"}"#)
+        .await;
+    rig.expect_state(|s| s["state"] == "running").await;
+
+    // The temples' first motor stops taking writes (its attribute turns into a directory).
+    let duty = tree.path().join("pwmchip0/pwm0/duty_cycle");
+    std::fs::remove_file(&duty).expect("remove duty_cycle");
+    std::fs::create_dir(&duty).expect("break duty_cycle");
+    let fault = rig.expect_event("fault").await;
+    assert!(fault["fault"]["code"].is_string(), "{fault}");
+    let state = rig.expect_state(|s| s["state"] == "fault").await;
+    assert!(state["fault"]["message"].is_string(), "{state}");
+
+    let states_before = rig.states_seen;
+    rig.send(r#"{"action":"start","id":"f1"}"#).await;
+    rig.expect_rejected("fault_active", Some("f1")).await;
+    // The driver still fails, so clearing is refused by the daemon itself.
+    rig.send(r#"{"action":"clear_fault","id":"f2"}"#).await;
+    rig.expect_rejected("fault_active", Some("f2")).await;
+    assert_eq!(rig.states_seen, states_before, "no state published");
+    // Every other output is off (the broken one cannot be written at all).
+    for channel in 1..11 {
+        let path = tree
+            .path()
+            .join(format!("pwmchip0/pwm{channel}/duty_cycle"));
+        let duty = std::fs::read_to_string(&path).expect("duty_cycle");
+        assert_eq!(duty.trim(), "0", "{}", path.display());
+    }
+
+    std::fs::remove_dir(&duty).expect("repair duty_cycle");
+    std::fs::write(&duty, "0").expect("repair duty_cycle");
+    rig.send(r#"{"action":"clear_fault","id":"f3"}"#).await;
+    rig.expect_ok("f3").await;
+    let state = rig.expect_state(|s| s["state"] == "idle").await;
+    assert_eq!(state["fault"], Value::Null, "{state}");
+}
