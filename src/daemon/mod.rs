@@ -47,6 +47,10 @@ pub struct RunOptions {
     pub broker_override: Option<(String, u16)>,
 }
 
+/// Longest delay between reconnect attempts: a broker that comes back is found within this
+/// (plus the connect itself), so the device is `online` again within 2 s (issue 4). An
+/// attempt against a broker that is down costs one refused connection.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Longest wait for the broker to take `offline` and our DISCONNECT on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 /// Home Assistant asks for a republish with its birth message; spread the answers.
@@ -171,6 +175,7 @@ fn link_options(
             .map_err(|e| DaemonError::Config(format!("mqtt.url: {e}")))?,
     };
     link.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s.into());
+    link.backoff_max = RECONNECT_BACKOFF_MAX;
     (link.username, link.password) = config
         .mqtt_credentials()
         .map_err(|e| DaemonError::Config(e.to_string()))?;
