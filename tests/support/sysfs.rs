@@ -25,9 +25,10 @@ fn take_number(path: &Path) -> Option<u32> {
     Some(n)
 }
 
-/// Creates `pwmN/` with the attribute files the kernel provides.
+/// Creates `pwmN/` with the attribute files the kernel provides. Built aside and renamed
+/// into place: the kernel's directory appears with its attributes, never empty.
 fn create_channel(chip_dir: &Path, channel: u32) {
-    let dir = chip_dir.join(format!("pwm{channel}"));
+    let dir = chip_dir.join(format!(".pwm{channel}.new"));
     fs::create_dir_all(&dir).expect("create channel dir");
     for (name, value) in [
         ("period", "0"),
@@ -37,6 +38,7 @@ fn create_channel(chip_dir: &Path, channel: u32) {
     ] {
         fs::write(dir.join(name), value).expect("create attribute");
     }
+    fs::rename(&dir, chip_dir.join(format!("pwm{channel}"))).expect("channel dir into place");
 }
 
 impl FakePwm {
