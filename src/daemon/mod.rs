@@ -204,6 +204,16 @@ async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
+/// Debug builds only: panics in the shell when a command's payload equals the environment
+/// variable `MASSAGED_DEBUG_PANIC_ON`, so tests can check that a panic leaves the outputs off.
+#[cfg(debug_assertions)]
+fn debug_panic_on(payload: &[u8]) {
+    if std::env::var_os("MASSAGED_DEBUG_PANIC_ON").is_some_and(|v| v.as_encoded_bytes() == payload)
+    {
+        panic!("deliberate panic (debug build, MASSAGED_DEBUG_PANIC_ON)");
+    }
+}
+
 fn to_tokio(at: Instant) -> tokio::time::Instant {
     tokio::time::Instant::from_std(at)
 }
@@ -354,6 +364,8 @@ impl Daemon {
             }
             return;
         }
+        #[cfg(debug_assertions)]
+        debug_panic_on(payload);
         let now = Instant::now();
         let ParsedCommand { id, command } = match parse_command(payload, self.max_payload) {
             Ok(parsed) => parsed,
