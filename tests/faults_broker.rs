@@ -48,8 +48,7 @@ fn json(message: &Received) -> serde_json::Value {
 }
 
 fn is_state(message: &Received, state: &str) -> bool {
-    serde_json::from_slice::<serde_json::Value>(&message.payload)
-        .is_ok_and(|v| v["state"] == state)
+    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
 }
 
 fn discovery_topic(daemon: &DaemonProcess) -> String {
@@ -78,7 +77,10 @@ fn zone_of(levels: &[u16]) -> Option<usize> {
 
 /// Recording time of the session's first frame (the first with a motor on).
 fn session_start_ms(frames: &[(u64, Vec<u16>)]) -> Option<u64> {
-    frames.iter().find(|(_, l)| zone_of(l).is_some()).map(|(t, _)| *t)
+    frames
+        .iter()
+        .find(|(_, l)| zone_of(l).is_some())
+        .map(|(t, _)| *t)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +89,11 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
     let daemon = DaemonProcess::spawn(&broker, STEPS_TOML);
     let mut client = watcher(&broker, &daemon, "restart-watch-1").await;
     client
-        .expect(&daemon.topic("availability"), |m| m.text() == "online", TIMEOUT)
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "online",
+            TIMEOUT,
+        )
         .await;
     client
         .publish(
@@ -109,7 +115,11 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
                 .is_some_and(|start| frames.last().is_some_and(|(t, _)| *t >= start + ms))
         }
     };
-    assert!(daemon.wait_frames(TIMEOUT, after(STEP_MS + 100)), "{}", daemon.log());
+    assert!(
+        daemon.wait_frames(TIMEOUT, after(STEP_MS + 100)),
+        "{}",
+        daemon.log()
+    );
 
     broker.kill();
     drop(client);
@@ -119,17 +129,28 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
         daemon.log()
     );
     // Two more step boundaries pass while the broker is away (and the reconnect backoff grows).
-    assert!(daemon.wait_frames(TIMEOUT, after(3 * STEP_MS + 100)), "{}", daemon.log());
+    assert!(
+        daemon.wait_frames(TIMEOUT, after(3 * STEP_MS + 100)),
+        "{}",
+        daemon.log()
+    );
 
     broker.restart();
     let restarted = Instant::now();
     // The restarted broker holds no retained messages: whatever arrives was republished.
     let mut client = watcher(&broker, &daemon, "restart-watch-2").await;
     client
-        .expect(&daemon.topic("availability"), |m| m.text() == "online", TIMEOUT)
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "online",
+            TIMEOUT,
+        )
         .await;
     let reconnect = restarted.elapsed();
-    eprintln!("broker {:?}: availability online {reconnect:?} after the restart", broker.kind());
+    eprintln!(
+        "broker {:?}: availability online {reconnect:?} after the restart",
+        broker.kind()
+    );
     assert!(
         reconnect < RECONNECT_BUDGET,
         "online {reconnect:?} after the broker came back: {}",
@@ -149,10 +170,17 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
         .expect("state republished");
     let state: serde_json::Value = serde_json::from_slice(&state).expect("state JSON");
     assert_eq!(state["state"], "running", "{state}");
-    assert_eq!(state["ends_at"], ends_at, "the session end did not move: {state}");
+    assert_eq!(
+        state["ends_at"], ends_at,
+        "the session end did not move: {state}"
+    );
 
     // Two more boundaries with the broker back, then check the whole schedule.
-    assert!(daemon.wait_frames(TIMEOUT, after(5 * STEP_MS + 100)), "{}", daemon.log());
+    assert!(
+        daemon.wait_frames(TIMEOUT, after(5 * STEP_MS + 100)),
+        "{}",
+        daemon.log()
+    );
     let frames = daemon.frames();
     let start = session_start_ms(&frames).expect("session frames");
     let session: Vec<(u64, usize)> = frames
@@ -161,7 +189,11 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
         .map(|(t, l)| (*t, zone_of(l).expect("motors stay on mid-session")))
         .collect();
     // The loop kept writing frames (50 Hz) while the broker was away and while it came back.
-    let gap = session.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap_or(0);
+    let gap = session
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or(0);
     assert!(gap <= 250, "largest gap between frames {gap} ms");
     let boundaries: Vec<u64> = session
         .windows(2)
@@ -177,7 +209,10 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
             at + 2 >= due && at <= due + 100,
             "boundary {n} at {at} ms, due at {due} ms; all: {boundaries:?}"
         );
-        assert_eq!(session.iter().find(|(t, _)| *t - start >= at).map(|s| s.1), Some((n + 1) % 2));
+        assert_eq!(
+            session.iter().find(|(t, _)| *t - start >= at).map(|s| s.1),
+            Some((n + 1) % 2)
+        );
     }
 }
 
@@ -194,7 +229,11 @@ async fn broker_frozen_past_keep_alive_is_detected_and_the_daemon_comes_back_onl
     let daemon = DaemonProcess::spawn(&broker, "");
     let mut client = watcher(&broker, &daemon, "freeze-watch-1").await;
     client
-        .expect(&daemon.topic("availability"), |m| m.text() == "online", TIMEOUT)
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "online",
+            TIMEOUT,
+        )
         .await;
     drop(client);
 
@@ -237,7 +276,11 @@ async fn home_assistant_restart_gets_discovery_availability_and_state_republishe
     let daemon = DaemonProcess::spawn(&broker, "");
     let mut client = watcher(&broker, &daemon, "ha-watch").await;
     client
-        .expect(&daemon.topic("availability"), |m| m.text() == "online", TIMEOUT)
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "online",
+            TIMEOUT,
+        )
         .await;
     // Settings changed before the restart must show in the republished state.
     client
@@ -275,7 +318,9 @@ async fn home_assistant_restart_gets_discovery_availability_and_state_republishe
     // Retained as well, so a Home Assistant subscribing later sees the device available.
     let mut late = TestClient::connect(&broker, "ha-late").await;
     assert_eq!(
-        late.retained(&daemon.topic("availability"), TIMEOUT).await.as_deref(),
+        late.retained(&daemon.topic("availability"), TIMEOUT)
+            .await
+            .as_deref(),
         Some(&b"online"[..])
     );
 }

@@ -17,8 +17,7 @@ fn json(message: &Received) -> serde_json::Value {
 }
 
 fn is_state(message: &Received, state: &str) -> bool {
-    serde_json::from_slice::<serde_json::Value>(&message.payload)
-        .is_ok_and(|v| v["state"] == state)
+    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
 }
 
 fn any_motor_on(levels: &[u16]) -> bool {
@@ -29,7 +28,11 @@ async fn online_client(broker: &TestBroker, daemon: &DaemonProcess, name: &str) 
     let mut client = TestClient::connect(broker, name).await;
     client.subscribe(&format!("{}/#", daemon.root())).await;
     client
-        .expect(&daemon.topic("availability"), |m| m.text() == "online", TIMEOUT)
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "online",
+            TIMEOUT,
+        )
         .await;
     client
 }
@@ -54,7 +57,10 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
     assert!(
         daemon.wait_frames(TIMEOUT, |f| {
             let start = f.iter().find(|(_, l)| any_motor_on(l)).map(|(t, _)| *t);
-            start.is_some_and(|s| f.last().is_some_and(|(t, l)| *t >= s + 1200 && any_motor_on(l)))
+            start.is_some_and(|s| {
+                f.last()
+                    .is_some_and(|(t, l)| *t >= s + 1200 && any_motor_on(l))
+            })
         }),
         "{}",
         daemon.log()
@@ -90,15 +96,24 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
     // shutdown that waited for the next frame tick or for the broker would exceed it.
     let delay = zero_ms - last_on_ms;
     eprintln!("zero row {delay} ms after the last frame recorded before SIGTERM");
-    assert!(delay <= FRAME_MS + 50, "zero {delay} ms after the last frame");
+    assert!(
+        delay <= FRAME_MS + 50,
+        "zero {delay} ms after the last frame"
+    );
 
     client
-        .expect(&daemon.topic("availability"), |m| m.text() == "offline", TIMEOUT)
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "offline",
+            TIMEOUT,
+        )
         .await;
     let saved = wait_saved(&daemon, Duration::ZERO, |_| true).expect("state.json written");
     assert_eq!(saved["sessions_total"], 1, "{saved}");
     assert!(
-        saved["massage_seconds_total"].as_u64().is_some_and(|s| s >= 1),
+        saved["massage_seconds_total"]
+            .as_u64()
+            .is_some_and(|s| s >= 1),
         "the stopped session counts: {saved}"
     );
 }
@@ -132,11 +147,17 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
 
     daemon.kill();
     client
-        .expect(&daemon.topic("availability"), |m| m.text() == "offline", TIMEOUT)
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "offline",
+            TIMEOUT,
+        )
         .await;
     let mut late = TestClient::connect(&broker, "kill-late").await;
     assert_eq!(
-        late.retained(&daemon.topic("availability"), TIMEOUT).await.as_deref(),
+        late.retained(&daemon.topic("availability"), TIMEOUT)
+            .await
+            .as_deref(),
         Some(&b"offline"[..]),
         "the last will is retained"
     );
@@ -144,7 +165,11 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
     let daemon = DaemonProcess::respawn(daemon, &broker, "");
     // Published on connecting, in this order: availability, discovery, state.
     client
-        .expect(&daemon.topic("availability"), |m| m.text() == "online", TIMEOUT)
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "online",
+            TIMEOUT,
+        )
         .await;
     let state = client
         .expect(
@@ -190,7 +215,10 @@ async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() 
         "heater on alone: {:?}",
         daemon.last_frame()
     );
-    assert!(!any_motor_on(&daemon.last_frame().unwrap()), "heat alone moves no motor");
+    assert!(
+        !any_motor_on(&daemon.last_frame().unwrap()),
+        "heat alone moves no motor"
+    );
     client
         .publish(&daemon.topic("set"), r#"{"heat":false}"#, false)
         .await;
@@ -219,7 +247,9 @@ async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() 
         .await;
     assert_eq!(json(&state)["heat"], false, "{}", state.text());
     assert!(
-        daemon.wait_frames(TIMEOUT, |f| f.last().is_some_and(|(_, l)| l.iter().all(|&v| v == 0))),
+        daemon.wait_frames(TIMEOUT, |f| f
+            .last()
+            .is_some_and(|(_, l)| l.iter().all(|&v| v == 0))),
         "everything off when the session ends: {:?}",
         daemon.last_frame()
     );
