@@ -47,6 +47,10 @@ pub struct RunOptions {
     pub broker_override: Option<(String, u16)>,
 }
 
+/// Longest delay between reconnect attempts: a broker that comes back is found within this
+/// (plus the connect itself), so the device is `online` again within 2 s (issue 4). An
+/// attempt against a broker that is down costs one refused connection.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Longest wait for the broker to take `offline` and our DISCONNECT on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 /// Home Assistant asks for a republish with its birth message; spread the answers.
@@ -174,6 +178,7 @@ fn link_options(
             .map_err(|e| DaemonError::Config(format!("mqtt.url: {e}")))?,
     };
     link.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s.into());
+    link.backoff_max = RECONNECT_BACKOFF_MAX;
     (link.username, link.password) = config
         .mqtt_credentials()
         .map_err(|e| DaemonError::Config(e.to_string()))?;
@@ -199,6 +204,16 @@ async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// Debug builds only: panics in the shell when a command's payload equals the environment
+/// variable `MASSAGED_DEBUG_PANIC_ON`, so tests can check that a panic leaves the outputs off.
+#[cfg(debug_assertions)]
+fn debug_panic_on(payload: &[u8]) {
+    if std::env::var_os("MASSAGED_DEBUG_PANIC_ON").is_some_and(|v| v.as_encoded_bytes() == payload)
+    {
+        panic!("deliberate panic (debug build, MASSAGED_DEBUG_PANIC_ON)");
     }
 }
 
@@ -352,6 +367,8 @@ impl Daemon {
             }
             return;
         }
+        #[cfg(debug_assertions)]
+        debug_panic_on(payload);
         let now = Instant::now();
         let ParsedCommand { id, command } = match parse_command(payload, self.max_payload) {
             Ok(parsed) => parsed,

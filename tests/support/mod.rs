@@ -11,6 +11,8 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod sysfs;
+pub mod watch;
 
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};

@@ -1,0 +1,146 @@
+//! The daemon with `driver.kind = "pwm"` on an emulated sysfs tree: duty cycles end to end,
+//! and a channel failing mid-session (fault published, other outputs zero, commands refused
+//! until the tree is repaired, then sessions run again).
+
+mod support;
+
+use support::daemon::DaemonProcess;
+use support::sysfs::FakePwm;
+use support::{Received, TIMEOUT, TestBroker, TestClient};
+
+/// Slots in the default channel map: ten motors and the heater.
+const CHANNELS: u32 = 11;
+/// `frequency_hz = 1000`: a period of 1 ms.
+const PERIOD_NS: u64 = 1_000_000;
+
+fn json(message: &Received) -> serde_json::Value {
+    serde_json::from_slice(&message.payload)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
+}
+
+fn is_state(message: &Received, state: &str) -> bool {
+    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
+}
+
+fn wait_duties(pwm: &FakePwm, what: &str, predicate: impl Fn(&[u64]) -> bool) {
+    let found = support::watch::poll(TIMEOUT, || predicate(&pwm.duties(CHANNELS)).then_some(()));
+    assert!(found.is_some(), "{what}: duties {:?}", pwm.duties(CHANNELS));
+}
+
+/// Sends a command with an id and returns the daemon's response.
+async fn command(
+    client: &mut TestClient,
+    daemon: &DaemonProcess,
+    id: &str,
+    body: &str,
+) -> serde_json::Value {
+    let payload = format!(r#"{{"id":"{id}",{body}}}"#);
+    client.publish(&daemon.topic("set"), payload, false).await;
+    let reply = client
+        .expect(&daemon.topic("response"), |m| json(m)["id"] == id, TIMEOUT)
+        .await;
+    json(&reply)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pwm_channel_failing_mid_session_faults_and_recovers_after_repair() {
+    let broker = TestBroker::start();
+    let pwm = FakePwm::new(0);
+    let daemon = DaemonProcess::spawn(
+        &broker,
+        &format!("{}\n[engine]\nramp_ms = 0\n", pwm.driver_toml()),
+    );
+    assert!(
+        support::watch::wait_log(&daemon, "pwm driver open", 1, TIMEOUT),
+        "daemon opens the emulated tree: {}",
+        daemon.log()
+    );
+    let mut client = TestClient::connect(&broker, "pwm-watch").await;
+    client.subscribe(&format!("{}/#", daemon.root())).await;
+    client
+        .expect(
+            &daemon.topic("availability"),
+            |m| m.text() == "online",
+            TIMEOUT,
+        )
+        .await;
+    wait_duties(&pwm, "exported and zero at start-up", |d| {
+        d.iter().all(|&v| v == 0)
+    });
+
+    // End to end: temple circles at 100 % drive pwm0 and pwm1 only; stop zeroes them.
+    let start = r#""action":"start","routine":"temple-circles","intensity":100"#;
+    assert_eq!(command(&mut client, &daemon, "s1", start).await["ok"], true);
+    wait_duties(&pwm, "temples on", |d| {
+        d[0] > 0
+            && d[1] > 0
+            && d[0] <= PERIOD_NS
+            && d[1] <= PERIOD_NS
+            && d[2..].iter().all(|&v| v == 0)
+    });
+    assert_eq!(
+        command(&mut client, &daemon, "x1", r#""action":"stop""#).await["ok"],
+        true
+    );
+    wait_duties(&pwm, "stop zeroes", |d| d.iter().all(|&v| v == 0));
+
+    // Fault: pwm0's duty cycle stops being writable mid-session.
+    assert_eq!(command(&mut client, &daemon, "s2", start).await["ok"], true);
+    wait_duties(&pwm, "running again", |d| d[0] > 0 && d[1] > 0);
+    pwm.break_duty_cycle(0);
+    let event = client
+        .expect(
+            &daemon.topic("event"),
+            |m| json(m)["event_type"] == "fault",
+            TIMEOUT,
+        )
+        .await;
+    let event = json(&event);
+    assert_eq!(event["fault"]["code"], "driver_io", "{event}");
+    let state = client
+        .expect(&daemon.topic("state"), |m| is_state(m, "fault"), TIMEOUT)
+        .await;
+    let state = json(&state);
+    assert_eq!(state["fault"]["code"], "driver_io", "{state}");
+    let message = state["fault"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("pwm0/duty_cycle"),
+        "the message names the file: {state}"
+    );
+    let duties = pwm.duties(CHANNELS);
+    assert!(
+        duties[1..].iter().all(|&v| v == 0),
+        "every other output zero: {duties:?}"
+    );
+
+    let refused = command(&mut client, &daemon, "s3", start).await;
+    assert_eq!(refused["code"], "fault_active", "{refused}");
+    let refused = command(&mut client, &daemon, "c1", r#""action":"clear_fault""#).await;
+    assert_eq!(refused["ok"], false, "still broken: {refused}");
+    assert_eq!(refused["code"], "fault_active", "{refused}");
+    let retained = client
+        .retained(&daemon.topic("state"), TIMEOUT)
+        .await
+        .expect("state");
+    assert!(String::from_utf8_lossy(&retained).contains(r#""state":"fault""#));
+
+    pwm.repair_duty_cycle(0);
+    let cleared = command(&mut client, &daemon, "c2", r#""action":"clear_fault""#).await;
+    assert_eq!(cleared["ok"], true, "{cleared}\n{}", daemon.log());
+    let state = client
+        .expect(&daemon.topic("state"), |m| is_state(m, "idle"), TIMEOUT)
+        .await;
+    assert!(json(&state)["fault"].is_null(), "{}", state.text());
+    assert_eq!(command(&mut client, &daemon, "s4", start).await["ok"], true);
+    client
+        .expect(&daemon.topic("state"), |m| is_state(m, "running"), TIMEOUT)
+        .await;
+    wait_duties(&pwm, "a new session drives the repaired channel", |d| {
+        d[0] > 0 && d[1] > 0
+    });
+    assert_eq!(
+        command(&mut client, &daemon, "x2", r#""action":"stop""#).await["ok"],
+        true
+    );
+    wait_duties(&pwm, "stopped", |d| d.iter().all(|&v| v == 0));
+}
