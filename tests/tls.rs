@@ -345,6 +345,7 @@ fn wrong_ca_is_a_clear_error_retried_with_backoff() {
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
     let attempts = wait_failed_attempts(&daemon, 4);
     let first = &attempts[0];
+    eprintln!("logged: {first}");
     assert!(first.contains("WARN"), "{first}");
     assert!(
         first.contains("problem=\"tls_certificate_rejected\""),
@@ -369,6 +370,7 @@ fn wrong_password_is_not_authorized_and_retried() {
     );
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
     let attempts = wait_failed_attempts(&daemon, 3);
+    eprintln!("logged: {}", attempts[0]);
     assert!(
         attempts[0].contains("problem=\"not_authorized\""),
         "{}",
@@ -399,6 +401,7 @@ fn missing_client_certificate_file_is_named_and_retried() {
     );
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
     let attempts = wait_failed_attempts(&daemon, 3);
+    eprintln!("logged: {}", attempts[0]);
     assert!(
         attempts[0].contains("problem=\"tls_settings\""),
         "{}",
