@@ -555,6 +555,41 @@ fn resubscribe(client: &AsyncClient, filters: &[SubscribeFilter]) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn from_broker_url_takes_host_port_credentials_and_tls() {
+        let url = BrokerUrl::parse("mqtts://ha:pw@broker.lan").expect("valid url");
+        let options = LinkOptions::from_broker_url(&url, "me");
+        assert_eq!((options.host.as_str(), options.port), ("broker.lan", 8883));
+        assert_eq!(options.username.as_deref(), Some("ha"));
+        assert_eq!(options.password.as_deref(), Some("pw"));
+        assert_eq!(options.tls, Some(TlsFiles::default()));
+        assert_eq!(options.backoff_min, Duration::from_millis(100));
+        assert!(!format!("{options:?}").contains("\"pw\""));
+        let plain = BrokerUrl::parse("mqtt://[::1]").expect("valid url");
+        let options = LinkOptions::from_broker_url(&plain, "me");
+        assert_eq!((options.host.as_str(), options.port), ("::1", 1883));
+        assert_eq!(options.tls, None);
+    }
+
+    #[test]
+    fn connection_failures_are_named() {
+        let refused = ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized);
+        assert_eq!(problem_of(&refused), "not_authorized");
+        let bad_password =
+            ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword);
+        assert_eq!(problem_of(&bad_password), "not_authorized");
+        let untrusted = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, untrusted);
+        let tls = ConnectionError::Tls(rumqttc::TlsError::Io(io));
+        assert_eq!(problem_of(&tls), "tls_certificate_rejected");
+        let wrong_name =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        let tls = ConnectionError::Tls(rumqttc::TlsError::TLS(wrong_name));
+        assert_eq!(problem_of(&tls), "tls_certificate_name_mismatch");
+        let down = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(problem_of(&ConnectionError::Io(down)), "unreachable");
+    }
+
     const MIN: Duration = Duration::from_millis(100);
     const MAX: Duration = Duration::from_secs(30);
 
