@@ -317,9 +317,7 @@ fn client_target(
         &device_id,
         &config.homeassistant.discovery_prefix,
     );
-    let mut options = massaged::mqtt::link::LinkOptions::from_url(&config.mqtt.url, "massaged-ctl")
-        .with_context(|| format!("mqtt.url = {}", config.mqtt.url))?;
-    (options.username, options.password) = config.mqtt_credentials()?;
+    let options = config.mqtt_link_options("massaged-ctl")?;
     Ok((options, topics))
 }
 

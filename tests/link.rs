@@ -9,7 +9,7 @@ use support::{TIMEOUT, TestBroker, TestClient};
 use tokio::sync::mpsc;
 
 fn options(broker: &TestBroker, client_id: &str) -> LinkOptions {
-    let mut options = LinkOptions::from_url(&broker.url(), client_id).expect("test broker url");
+    let mut options = LinkOptions::new("127.0.0.1", broker.port(), client_id);
     // Fast reconnects keep the reconnect test short; the policy itself is unit-tested.
     options.backoff_min = Duration::from_millis(20);
     options.backoff_max = Duration::from_millis(200);

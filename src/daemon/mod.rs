@@ -127,6 +127,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     tracing::info!(
         device_id = %device_id,
         broker = %format!("{}:{}", link_options.host, link_options.port),
+        tls = link_options.tls.is_some(),
         driver = ?driver.kind(),
         "massaged starting"
     );
@@ -172,16 +173,14 @@ fn link_options(
     } else {
         config.mqtt.client_id.clone()
     };
-    let mut link = match &options.broker_override {
-        Some((host, port)) => LinkOptions::new(host.clone(), *port, client_id),
-        None => LinkOptions::from_url(&config.mqtt.url, client_id)
-            .map_err(|e| DaemonError::Config(format!("mqtt.url: {e}")))?,
-    };
-    link.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s.into());
-    link.backoff_max = RECONNECT_BACKOFF_MAX;
-    (link.username, link.password) = config
-        .mqtt_credentials()
+    let mut link = config
+        .mqtt_link_options(client_id)
         .map_err(|e| DaemonError::Config(e.to_string()))?;
+    if let Some((host, port)) = &options.broker_override {
+        // The embedded broker listens in plain TCP on loopback.
+        (link.host, link.port, link.tls) = (host.clone(), *port, None);
+    }
+    link.backoff_max = RECONNECT_BACKOFF_MAX;
     link.last_will = Some(LastWill {
         topic: topics.availability.clone(),
         payload: PAYLOAD_OFFLINE.into(),

@@ -10,14 +10,17 @@
 //! broker. Connection events are rare and must not be lost (the consumer republishes its
 //! retained topics on `Connected`), so the poll task waits for room for those.
 
+use super::tls::{self, TlsFiles};
+use crate::config::BrokerUrl;
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
+    Packet, QoS, SubscribeFilter, TlsConfiguration, Transport,
+};
+use std::fmt;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-
-/// Default MQTT port for `mqtt://` URLs.
-pub const DEFAULT_PORT: u16 = 1883;
 
 /// Largest packet accepted from the broker; commands are far smaller (`mqtt.max_payload_bytes`).
 const MAX_INCOMING_PACKET: usize = 64 * 1024;
@@ -28,38 +31,6 @@ const REQUEST_CAPACITY: usize = 64;
 /// A connection that lasted this long resets the backoff; a broker that accepts and then drops
 /// every connection at once keeps growing it instead of being hammered at `backoff_min`.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
-
-/// Why a broker URL was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    /// No `scheme://` prefix.
-    #[error("broker url '{0}' has no scheme: expected mqtt://host[:port]")]
-    MissingScheme(String),
-    /// A scheme other than `mqtt`.
-    #[error("broker url '{url}' has unsupported scheme '{scheme}': expected mqtt://host[:port]")]
-    UnsupportedScheme {
-        /// The whole URL.
-        url: String,
-        /// The scheme found.
-        scheme: String,
-    },
-    /// Nothing between `://` and the port.
-    #[error("broker url '{0}' has no host")]
-    MissingHost(String),
-    /// A port that is not a number in 1..=65535.
-    #[error("broker url '{url}' has invalid port '{port}': expected 1..=65535")]
-    InvalidPort {
-        /// The whole URL.
-        url: String,
-        /// The port text found.
-        port: String,
-    },
-    /// A path, query or user info, which a broker address cannot have.
-    #[error(
-        "broker url '{0}' must be only scheme, host and port (credentials are separate settings)"
-    )]
-    UnexpectedParts(String),
-}
 
 /// Why a publish, clear or disconnect request failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +87,9 @@ pub struct LastWill {
 }
 
 /// Connection settings of a [`Link`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` is written by hand so the password never reaches a log.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LinkOptions {
     /// Broker host name or address.
     pub host: String,
@@ -130,6 +103,9 @@ pub struct LinkOptions {
     pub username: Option<String>,
     /// Password, if the broker needs one.
     pub password: Option<String>,
+    /// `Some` connects with TLS, verifying the broker against these files (re-read on every
+    /// connection attempt); `None` is plain TCP.
+    pub tls: Option<TlsFiles>,
     /// Will published by the broker if the link dies.
     pub last_will: Option<LastWill>,
     /// Topic filters subscribed at QoS 1 after every ConnAck.
@@ -152,6 +128,7 @@ impl LinkOptions {
             keep_alive: Duration::from_secs(30),
             username: None,
             password: None,
+            tls: None,
             last_will: None,
             subscriptions: Vec::new(),
             backoff_min: Duration::from_millis(100),
@@ -160,12 +137,14 @@ impl LinkOptions {
         }
     }
 
-    /// Options from a broker URL `mqtt://host[:port]` (port defaults to 1883).
-    ///
-    /// `mqtts://` is refused until TLS lands; it will set a TLS field here.
-    pub fn from_url(url: &str, client_id: impl Into<String>) -> Result<Self, UrlError> {
-        let (host, port) = parse_broker_url(url)?;
-        Ok(LinkOptions::new(host, port, client_id))
+    /// Options for a parsed broker URL: host, port, the credentials written in it, and TLS
+    /// with the system CA store for `mqtts://` (set [`LinkOptions::tls`] files to change that).
+    pub fn from_broker_url(url: &BrokerUrl, client_id: impl Into<String>) -> Self {
+        let mut options = LinkOptions::new(url.host.clone(), url.port, client_id);
+        options.username = url.username.clone();
+        options.password = url.password.clone();
+        options.tls = url.tls.then(TlsFiles::default);
+        options
     }
 
     fn to_mqtt_options(&self) -> MqttOptions {
@@ -192,55 +171,23 @@ impl LinkOptions {
     }
 }
 
-/// Splits `mqtt://host[:port]` into host and port.
-fn parse_broker_url(url: &str) -> Result<(String, u16), UrlError> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| UrlError::MissingScheme(url.to_owned()))?;
-    if !scheme.eq_ignore_ascii_case("mqtt") {
-        return Err(UrlError::UnsupportedScheme {
-            url: url.to_owned(),
-            scheme: scheme.to_owned(),
-        });
+impl fmt::Debug for LinkOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("keep_alive", &self.keep_alive)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("last_will", &self.last_will)
+            .field("subscriptions", &self.subscriptions)
+            .field("backoff_min", &self.backoff_min)
+            .field("backoff_max", &self.backoff_max)
+            .field("event_capacity", &self.event_capacity)
+            .finish()
     }
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.contains(['/', '?', '#', '@']) {
-        return Err(UrlError::UnexpectedParts(url.to_owned()));
-    }
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        // IPv6 literal: `[::1]` or `[::1]:1883`.
-        let (host, after) = bracketed
-            .split_once(']')
-            .ok_or_else(|| UrlError::MissingHost(url.to_owned()))?;
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Err(UrlError::UnexpectedParts(url.to_owned())),
-            },
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(UrlError::MissingHost(url.to_owned()));
-    }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(text) => match text.parse::<u16>() {
-            Ok(port) if port != 0 => port,
-            _ => {
-                return Err(UrlError::InvalidPort {
-                    url: url.to_owned(),
-                    port: text.to_owned(),
-                });
-            }
-        },
-    };
-    Ok((host.to_owned(), port))
 }
 
 /// Exponential backoff with full jitter above a floor.
@@ -376,15 +323,26 @@ impl Link {
             .map(|filter| SubscribeFilter::new(filter.clone(), QoS::AtLeastOnce))
             .collect();
         let backoff = Backoff::new(options.backoff_min, options.backoff_max);
+        let target = Target {
+            broker: format!("{}:{}", options.host, options.port),
+            tls: options.tls.clone(),
+        };
         tokio::spawn(poll_loop(
             eventloop,
             client.clone(),
             filters,
             backoff,
+            target,
             events_tx,
         ));
         (Publisher { client }, events_rx)
     }
+}
+
+/// Where the poll task connects, for log fields and the TLS settings of each attempt.
+struct Target {
+    broker: String,
+    tls: Option<TlsFiles>,
 }
 
 /// Polls the event loop until a requested disconnect or until the consumer goes away.
@@ -393,23 +351,59 @@ async fn poll_loop(
     client: AsyncClient,
     filters: Vec<SubscribeFilter>,
     mut backoff: Backoff,
+    target: Target,
     events: mpsc::Sender<LinkEvent>,
 ) {
     let mut rng = fastrand::Rng::new();
     let mut connected_since: Option<Instant> = None;
     let mut awaiting_suback = false;
     let mut dropped_messages: u64 = 0;
+    // The next poll opens a new connection (first poll, or after an error).
+    let mut attempt_pending = true;
+    let mut failures = FailureLog::default();
     loop {
+        if attempt_pending && let Some(files) = &target.tls {
+            match tls::client_config(files) {
+                Ok(config) => {
+                    eventloop
+                        .mqtt_options
+                        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                            config,
+                        )));
+                }
+                Err(error) => {
+                    // Never fall back to plain TCP: skip this attempt and retry the files later.
+                    let reason = error.to_string();
+                    failures.record(&target.broker, "tls_settings", &reason);
+                    let delay = backoff.next_delay(&mut rng);
+                    tracing::debug!(%reason, delay_ms = delay.as_millis() as u64, "mqtt reconnect scheduled");
+                    tokio::select! {
+                        _ = events.closed() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    continue;
+                }
+            }
+        }
         // Cancelling `poll` only happens when we are about to drop the event loop anyway.
         let polled = tokio::select! {
             biased;
             _ = events.closed() => break,
             polled = eventloop.poll() => polled,
         };
+        if polled.is_ok() {
+            attempt_pending = false;
+        }
         match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 connected_since = Some(Instant::now());
-                tracing::info!(client_id = %eventloop.mqtt_options.client_id(), "mqtt connected");
+                failures = FailureLog::default();
+                tracing::info!(
+                    client_id = %eventloop.mqtt_options.client_id(),
+                    broker = %target.broker,
+                    tls = target.tls.is_some(),
+                    "mqtt connected"
+                );
                 if filters.is_empty() {
                     if events.send(LinkEvent::Connected).await.is_err() {
                         break;
@@ -460,6 +454,7 @@ async fn poll_loop(
             Ok(_) => {}
             Err(error) => {
                 let reason = error.to_string();
+                attempt_pending = true;
                 awaiting_suback = false;
                 if let Some(since) = connected_since.take() {
                     if since.elapsed() >= STABLE_CONNECTION {
@@ -475,6 +470,8 @@ async fn poll_loop(
                     {
                         break;
                     }
+                } else {
+                    failures.record(&target.broker, problem_of(&error), &reason);
                 }
                 let delay = backoff.next_delay(&mut rng);
                 tracing::debug!(%reason, delay_ms = delay.as_millis() as u64, "mqtt reconnect scheduled");
@@ -484,6 +481,58 @@ async fn poll_loop(
                 }
             }
         }
+    }
+}
+
+/// Logs failed connection attempts: a warning when the cause changes, debug for repeats, so a
+/// broker that stays unreachable for days does not flood the journal.
+#[derive(Default)]
+struct FailureLog {
+    last_reason: Option<String>,
+    attempts: u64,
+}
+
+impl FailureLog {
+    fn record(&mut self, broker: &str, problem: &'static str, reason: &str) {
+        self.attempts += 1;
+        let attempts = self.attempts;
+        if self.last_reason.as_deref() == Some(reason) {
+            tracing::debug!(%broker, problem, error = %reason, attempts, "mqtt connection attempt failed");
+        } else {
+            tracing::warn!(%broker, problem, error = %reason, attempts, "mqtt connection attempt failed");
+            self.last_reason = Some(reason.to_owned());
+        }
+    }
+}
+
+/// A short machine-readable name for why a connection attempt failed (the `problem` log field).
+fn problem_of(error: &ConnectionError) -> &'static str {
+    match error {
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => "not_authorized",
+        ConnectionError::ConnectionRefused(_) => "refused_by_broker",
+        ConnectionError::Tls(tls_error) => match rustls_error(tls_error) {
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            | Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => "tls_certificate_name_mismatch",
+            Some(rustls::Error::InvalidCertificate(_)) => "tls_certificate_rejected",
+            Some(rustls::Error::AlertReceived(_)) => "tls_rejected_by_broker",
+            _ => "tls_handshake_failed",
+        },
+        ConnectionError::Io(_) => "unreachable",
+        ConnectionError::NetworkTimeout => "timeout",
+        _ => "connection_failed",
+    }
+}
+
+/// The rustls error inside a TLS failure, if it was one.
+fn rustls_error(error: &rumqttc::TlsError) -> Option<&rustls::Error> {
+    match error {
+        rumqttc::TlsError::TLS(inner) => Some(inner),
+        rumqttc::TlsError::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
     }
 }
 
@@ -507,71 +556,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_with_port() {
-        assert_eq!(
-            parse_broker_url("mqtt://broker.lan:1884"),
-            Ok(("broker.lan".into(), 1884))
-        );
-    }
-
-    #[test]
-    fn url_default_port_and_trailing_slash() {
-        assert_eq!(
-            parse_broker_url("mqtt://127.0.0.1/"),
-            Ok(("127.0.0.1".into(), DEFAULT_PORT))
-        );
-    }
-
-    #[test]
-    fn url_ipv6() {
-        assert_eq!(
-            parse_broker_url("mqtt://[::1]:2000"),
-            Ok(("::1".into(), 2000))
-        );
-        assert_eq!(parse_broker_url("mqtt://[::1]"), Ok(("::1".into(), 1883)));
-    }
-
-    #[test]
-    fn url_errors_name_the_problem() {
-        assert!(matches!(
-            parse_broker_url("broker:1883"),
-            Err(UrlError::MissingScheme(_))
-        ));
-        assert!(matches!(
-            parse_broker_url("mqtts://broker"),
-            Err(UrlError::UnsupportedScheme { scheme, .. }) if scheme == "mqtts"
-        ));
-        assert!(matches!(
-            parse_broker_url("mqtt://:1883"),
-            Err(UrlError::MissingHost(_))
-        ));
-        assert!(matches!(
-            parse_broker_url("mqtt://h:0"),
-            Err(UrlError::InvalidPort { port, .. }) if port == "0"
-        ));
-        assert!(matches!(
-            parse_broker_url("mqtt://h:99999"),
-            Err(UrlError::InvalidPort { .. })
-        ));
-        assert!(matches!(
-            parse_broker_url("mqtt://user:pw@h"),
-            Err(UrlError::UnexpectedParts(_))
-        ));
-        assert!(matches!(
-            parse_broker_url("mqtt://h/path"),
-            Err(UrlError::UnexpectedParts(_))
-        ));
-        let message = parse_broker_url("http://h").unwrap_err().to_string();
-        assert!(message.contains("http://h") && message.contains("'http'"));
-    }
-
-    #[test]
-    fn from_url_keeps_defaults() {
-        let options = LinkOptions::from_url("mqtt://h:1", "me").unwrap();
-        assert_eq!(options.host, "h");
-        assert_eq!(options.port, 1);
-        assert_eq!(options.client_id, "me");
+    fn from_broker_url_takes_host_port_credentials_and_tls() {
+        let url = BrokerUrl::parse("mqtts://ha:pw@broker.lan").expect("valid url");
+        let options = LinkOptions::from_broker_url(&url, "me");
+        assert_eq!((options.host.as_str(), options.port), ("broker.lan", 8883));
+        assert_eq!(options.username.as_deref(), Some("ha"));
+        assert_eq!(options.password.as_deref(), Some("pw"));
+        assert_eq!(options.tls, Some(TlsFiles::default()));
         assert_eq!(options.backoff_min, Duration::from_millis(100));
+        assert!(!format!("{options:?}").contains("\"pw\""));
+        let plain = BrokerUrl::parse("mqtt://[::1]").expect("valid url");
+        let options = LinkOptions::from_broker_url(&plain, "me");
+        assert_eq!((options.host.as_str(), options.port), ("::1", 1883));
+        assert_eq!(options.tls, None);
+    }
+
+    #[test]
+    fn connection_failures_are_named() {
+        let refused = ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized);
+        assert_eq!(problem_of(&refused), "not_authorized");
+        let bad_password =
+            ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword);
+        assert_eq!(problem_of(&bad_password), "not_authorized");
+        let untrusted = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, untrusted);
+        let tls = ConnectionError::Tls(rumqttc::TlsError::Io(io));
+        assert_eq!(problem_of(&tls), "tls_certificate_rejected");
+        let wrong_name =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        let tls = ConnectionError::Tls(rumqttc::TlsError::TLS(wrong_name));
+        assert_eq!(problem_of(&tls), "tls_certificate_name_mismatch");
+        let down = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(problem_of(&ConnectionError::Io(down)), "unreachable");
     }
 
     const MIN: Duration = Duration::from_millis(100);

@@ -7,6 +7,7 @@ pub mod command;
 pub mod discovery;
 pub mod link;
 pub mod render;
+pub mod tls;
 pub mod topics;
 
 pub use command::{CommandError, ParsedCommand, parse_command};

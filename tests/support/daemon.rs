@@ -27,7 +27,15 @@ impl DaemonProcess {
     pub fn spawn(broker: &TestBroker, extra_toml: &str) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let device_id = format!("t{:08x}", fastrand::u32(..));
-        DaemonProcess::spawn_in(dir, device_id, &broker.url(), extra_toml)
+        DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml)
+    }
+
+    /// Starts `massaged run` against the broker at `url` (any scheme); `mqtt_keys` are TOML
+    /// lines added to the `[mqtt]` section (credentials, TLS files).
+    pub fn spawn_with_url(url: &str, mqtt_keys: &str, extra_toml: &str) -> DaemonProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let device_id = format!("t{:08x}", fastrand::u32(..));
+        DaemonProcess::spawn_in(dir, device_id, url, mqtt_keys, extra_toml)
     }
 
     /// Starts a daemon reusing another's directory and device id (a restart); the previous
@@ -40,19 +48,20 @@ impl DaemonProcess {
         previous.kill();
         let dir = std::mem::replace(&mut previous.dir, tempfile::tempdir().expect("temp dir"));
         let device_id = std::mem::take(&mut previous.device_id);
-        DaemonProcess::spawn_in(dir, device_id, &broker.url(), extra_toml)
+        DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml)
     }
 
     fn spawn_in(
         dir: tempfile::TempDir,
         device_id: String,
         url: &str,
+        mqtt_keys: &str,
         extra_toml: &str,
     ) -> DaemonProcess {
         let config = dir.path().join("massaged.toml");
         let text = format!(
             "[device]\nid = \"{device_id}\"\nname = \"Test headrest\"\n\n\
-             [mqtt]\nurl = \"{url}\"\nkeep_alive_s = 5\nprogress_interval_s = 1\n\n\
+             [mqtt]\nurl = \"{url}\"\nkeep_alive_s = 5\nprogress_interval_s = 1\n{mqtt_keys}\n\n\
              [store]\npath = \"{state}\"\ndebounce_ms = 50\n\n\
              [log]\nlevel = \"debug\"\nformat = \"text\"\n\n\
              [driver]\nrecord = \"{frames}\"\n\n{extra_toml}\n",

@@ -1,0 +1,450 @@
+//! `mqtts://` against a real Mosquitto TLS listener, with certificates made at test time.
+//!
+//! Needs `mosquitto` and `mosquitto_passwd`; runs only with `MASSAGED_TEST_BROKER=mosquitto` or
+//! `MASSAGED_TEST_TLS=1` (`.ci/tls` sets both up) and prints a notice otherwise.
+
+mod support;
+
+use massaged::mqtt::link::{Link, LinkEvent, LinkOptions};
+use massaged::mqtt::tls::TlsFiles;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::daemon::DaemonProcess;
+use support::{TIMEOUT, free_loopback_addr};
+use tokio::sync::mpsc;
+
+const USER: &str = "massaged";
+const PASSWORD: &str = "pw-7f3e1c";
+
+/// Whether to run; prints why not when skipping.
+fn enabled(test: &str) -> bool {
+    let mosquitto = std::env::var("MASSAGED_TEST_BROKER").as_deref() == Ok("mosquitto");
+    let tls = std::env::var("MASSAGED_TEST_TLS").as_deref() == Ok("1");
+    if !(mosquitto || tls) {
+        eprintln!(
+            "SKIPPED {test}: needs Mosquitto; set MASSAGED_TEST_BROKER=mosquitto or MASSAGED_TEST_TLS=1 (.ci/tls)"
+        );
+    }
+    mosquitto || tls
+}
+
+/// A CA, a server certificate for 127.0.0.1/localhost, a client certificate, and an unrelated
+/// CA, as PEM files in a temp dir.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn generate() -> Pki {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = make_ca("massaged test CA");
+        let other_ca = make_ca("some other CA");
+        let write = |name: &str, text: String| {
+            std::fs::write(dir.path().join(name), text).expect("write pem");
+        };
+        write("ca.pem", ca.0.pem());
+        write("other-ca.pem", other_ca.0.pem());
+
+        let server_key = KeyPair::generate().expect("server key");
+        let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("server params");
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server = server
+            .signed_by(&server_key, &ca.1)
+            .expect("sign server cert");
+        write("server.pem", server.pem());
+        write("server.key", server_key.serialize_pem());
+
+        let client_key = KeyPair::generate().expect("client key");
+        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        client.distinguished_name.push(DnType::CommonName, USER);
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client
+            .signed_by(&client_key, &ca.1)
+            .expect("sign client cert");
+        write("client.pem", client.pem());
+        write("client.key", client_key.serialize_pem());
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn make_ca(name: &str) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
+    let key = KeyPair::generate().expect("CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let certificate = params.self_signed(&key).expect("self-sign CA");
+    (certificate, Issuer::new(params, key))
+}
+
+/// Mosquitto with one TLS listener on a free loopback port, password required.
+struct TlsBroker {
+    child: Child,
+    port: u16,
+    /// Config and password file; removed on drop.
+    _dir: tempfile::TempDir,
+}
+
+impl TlsBroker {
+    fn start(pki: &Pki, require_client_cert: bool) -> TlsBroker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let passwords = dir.path().join("passwd");
+        let status = Command::new("mosquitto_passwd")
+            .arg("-c")
+            .arg("-b")
+            .arg(&passwords)
+            .arg(USER)
+            .arg(PASSWORD)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run mosquitto_passwd (is mosquitto installed?)");
+        assert!(status.success(), "mosquitto_passwd failed");
+        for _ in 0..5 {
+            let port = free_loopback_addr().port();
+            let config = dir.path().join("mosquitto.conf");
+            let log = dir.path().join("mosquitto.log");
+            let text = format!(
+                "per_listener_settings false\nallow_anonymous false\npassword_file {passwd}\n\
+                 persistence false\nlog_dest file {log}\nlog_type all\n\
+                 listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+                 require_certificate {require_client_cert}\n",
+                passwd = passwords.display(),
+                log = log.display(),
+                ca = pki.path("ca.pem").display(),
+                cert = pki.path("server.pem").display(),
+                key = pki.path("server.key").display(),
+            );
+            std::fs::write(&config, text).expect("write mosquitto.conf");
+            let mut child = Command::new("mosquitto")
+                .arg("-c")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn mosquitto");
+            let deadline = Instant::now() + TIMEOUT;
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    eprintln!(
+                        "mosquitto on port {port} exited with {status}, retrying: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return TlsBroker {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                assert!(Instant::now() < deadline, "mosquitto not listening");
+                // Polling for a listening socket: there is no event to wait on.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("could not start mosquitto with TLS");
+    }
+
+    fn url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn link_options(broker: &TlsBroker, client_id: &str, ca: PathBuf) -> LinkOptions {
+    let mut options = LinkOptions::new("127.0.0.1", broker.port, client_id);
+    options.username = Some(USER.into());
+    options.password = Some(PASSWORD.into());
+    options.tls = Some(TlsFiles {
+        ca_file: Some(ca),
+        ..TlsFiles::default()
+    });
+    options.backoff_min = Duration::from_millis(50);
+    options.backoff_max = Duration::from_millis(400);
+    options
+}
+
+async fn wait_for(
+    events: &mut mpsc::Receiver<LinkEvent>,
+    wanted: impl Fn(&LinkEvent) -> bool,
+) -> LinkEvent {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) if wanted(&event) => return event,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("link task ended"),
+            Err(_) => panic!("no matching link event within {TIMEOUT:?}"),
+        }
+    }
+}
+
+/// Lines of the daemon log that report a failed connection attempt.
+fn failed_attempts(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| line.contains("mqtt connection attempt failed"))
+        .collect()
+}
+
+/// Waits until the daemon has logged `count` failed attempts; returns them.
+fn wait_failed_attempts(daemon: &DaemonProcess, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let log = daemon.log();
+        let lines = failed_attempts(&log);
+        if lines.len() >= count {
+            return lines.iter().map(|line| (*line).to_owned()).collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {count} failed attempts logged within {TIMEOUT:?}:\n{log}"
+        );
+        // The log is a file; there is no change notification to wait on.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts the attempts are spaced by at least the daemon's backoff floor (100 ms): a retry
+/// loop, not a busy loop.
+fn assert_backoff_spacing(lines: &[String]) {
+    let times: Vec<jiff::Timestamp> = lines
+        .iter()
+        .map(|line| {
+            let stamp = line.split_whitespace().next().expect("timestamp");
+            stamp.parse().expect("RFC 3339 timestamp at line start")
+        })
+        .collect();
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            gap >= jiff::SignedDuration::from_millis(95),
+            "attempts only {gap:?} apart: {lines:#?}"
+        );
+    }
+}
+
+fn assert_alive(daemon: &mut DaemonProcess) {
+    assert_eq!(
+        daemon.wait_exit(Duration::ZERO),
+        None,
+        "daemon exited:\n{}",
+        daemon.log()
+    );
+}
+
+#[tokio::test]
+async fn right_ca_connects() {
+    if !enabled("right_ca_connects") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, false);
+    let (_publisher, mut events) = Link::start(link_options(&broker, "tls-ok", pki.path("ca.pem")));
+    wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
+}
+
+#[tokio::test]
+async fn client_certificate_is_presented_for_mutual_tls() {
+    if !enabled("client_certificate_is_presented_for_mutual_tls") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, true);
+    let mut options = link_options(&broker, "tls-mtls", pki.path("ca.pem"));
+    if let Some(files) = &mut options.tls {
+        files.client_cert = Some(pki.path("client.pem"));
+        files.client_key = Some(pki.path("client.key"));
+    }
+    let (_publisher, mut events) = Link::start(options);
+    wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
+}
+
+#[tokio::test]
+async fn mutual_tls_without_a_client_certificate_is_refused() {
+    if !enabled("mutual_tls_without_a_client_certificate_is_refused") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, true);
+    let (_publisher, mut events) =
+        Link::start(link_options(&broker, "tls-no-cert", pki.path("ca.pem")));
+    // The link keeps retrying; it must never report a connection.
+    let outcome = tokio::time::timeout(Duration::from_secs(2), async {
+        wait_for(&mut events, |event| *event == LinkEvent::Connected).await
+    })
+    .await;
+    assert!(outcome.is_err(), "connected without a client certificate");
+}
+
+#[test]
+fn daemon_over_mqtts_publishes_online() {
+    if !enabled("daemon_over_mqtts_publishes_online") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, false);
+    let password_file = pki.path("mqtt-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("write password file");
+    let keys = format!(
+        "username = \"{USER}\"\npassword_file = \"{}\"\nca_file = \"{}\"",
+        password_file.display(),
+        pki.path("ca.pem").display()
+    );
+    let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
+    let availability = daemon.topic("availability");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut options = link_options(&broker, "tls-observer", pki.path("ca.pem"));
+        options.subscriptions = vec![availability.clone()];
+        let (_publisher, mut events) = Link::start(options);
+        wait_for(&mut events, |event| {
+            matches!(event, LinkEvent::Message { topic, payload, .. }
+                if *topic == availability && payload.as_ref() == b"online")
+        })
+        .await;
+    });
+    assert_alive(&mut daemon);
+    assert!(!daemon.log().contains(PASSWORD), "password in the log");
+}
+
+#[test]
+fn wrong_ca_is_a_clear_error_retried_with_backoff() {
+    if !enabled("wrong_ca_is_a_clear_error_retried_with_backoff") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, false);
+    let keys = format!(
+        "username = \"{USER}\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"",
+        pki.path("other-ca.pem").display()
+    );
+    let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
+    let attempts = wait_failed_attempts(&daemon, 4);
+    let first = &attempts[0];
+    eprintln!("logged: {first}");
+    assert!(first.contains("WARN"), "{first}");
+    assert!(
+        first.contains("problem=\"tls_certificate_rejected\""),
+        "{first}"
+    );
+    assert!(first.contains("UnknownIssuer"), "{first}");
+    assert_backoff_spacing(&attempts);
+    assert_alive(&mut daemon);
+    assert!(!daemon.log().contains(PASSWORD), "password in the log");
+}
+
+#[test]
+fn wrong_password_is_not_authorized_and_retried() {
+    if !enabled("wrong_password_is_not_authorized_and_retried") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, false);
+    let keys = format!(
+        "username = \"{USER}\"\npassword = \"not-the-password\"\nca_file = \"{}\"",
+        pki.path("ca.pem").display()
+    );
+    let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
+    let attempts = wait_failed_attempts(&daemon, 3);
+    eprintln!("logged: {}", attempts[0]);
+    assert!(
+        attempts[0].contains("problem=\"not_authorized\""),
+        "{}",
+        attempts[0]
+    );
+    assert_backoff_spacing(&attempts);
+    assert_alive(&mut daemon);
+    assert!(
+        !daemon.log().contains("not-the-password"),
+        "password in the log"
+    );
+}
+
+#[test]
+fn missing_client_certificate_file_is_named_and_retried() {
+    if !enabled("missing_client_certificate_file_is_named_and_retried") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, true);
+    let missing = pki.path("no-such-client.pem");
+    let keys = format!(
+        "username = \"{USER}\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"\n\
+         client_cert = \"{}\"\nclient_key = \"{}\"",
+        pki.path("ca.pem").display(),
+        missing.display(),
+        pki.path("client.key").display(),
+    );
+    let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
+    let attempts = wait_failed_attempts(&daemon, 3);
+    eprintln!("logged: {}", attempts[0]);
+    assert!(
+        attempts[0].contains("problem=\"tls_settings\""),
+        "{}",
+        attempts[0]
+    );
+    assert!(
+        attempts[0].contains(&format!("mqtt.client_cert {}", missing.display())),
+        "{}",
+        attempts[0]
+    );
+    assert_backoff_spacing(&attempts);
+    assert_alive(&mut daemon);
+}
+
+/// A file that exists only from now on is picked up by the next attempt: certificates are
+/// read per connection attempt.
+#[test]
+fn certificate_file_appearing_later_is_used_on_the_next_attempt() {
+    if !enabled("certificate_file_appearing_later_is_used_on_the_next_attempt") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, false);
+    let late_ca = pki.path("late-ca.pem");
+    let keys = format!(
+        "username = \"{USER}\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"",
+        late_ca.display()
+    );
+    let daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
+    wait_failed_attempts(&daemon, 1);
+    copy(&pki.path("ca.pem"), &late_ca);
+    let deadline = Instant::now() + TIMEOUT;
+    while !daemon.log().contains("mqtt connected") {
+        assert!(
+            Instant::now() < deadline,
+            "never connected:\n{}",
+            daemon.log()
+        );
+        // The log is a file; there is no change notification to wait on.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::copy(from, to).expect("copy file");
+}
