@@ -110,9 +110,11 @@ def ours(entities, device_id):
 
 def check_registry(args, probe):
     """(1) The device and every contract entity, with the right platforms."""
-    mine = poll("all 18 entities in the entity registry with a state",
+    # An entity is created before HA has read the retained availability: wait for both.
+    mine = poll("all 18 entities in the entity registry, available",
                 lambda: ours(probe.entities(), args.device_id),
-                lambda m: set(CONTRACT) <= set(m) and all(e["state"] is not None for e in m.values()),
+                lambda m: set(CONTRACT) <= set(m)
+                and all(e["state"] not in (None, "unavailable") for e in m.values()),
                 args.timeout)
     extra = sorted(set(mine) - set(CONTRACT))
     if extra:
@@ -251,7 +253,7 @@ class Subscriber:
     def _read(self):
         for line in self.proc.stdout:
             retain, topic = line.rstrip("\n").split(" ", 1)
-            self.lines.put((retain, topic))
+            self.lines.put((retain, topic, datetime.datetime.now(datetime.timezone.utc)))
 
     def wait(self, what, accept, timeout, after=0):
         """Waits for a message accepted by accept(retain, topic) among those from index
@@ -259,7 +261,7 @@ class Subscriber:
         deadline = time.monotonic() + timeout
         while True:
             for index in range(after, len(self.seen)):
-                if accept(*self.seen[index]):
+                if accept(*self.seen[index][:2]):
                     return index + 1
             left = deadline - time.monotonic()
             if left <= 0:
@@ -288,35 +290,47 @@ def last_republish_due(log_text):
     return at + datetime.timedelta(milliseconds=int(delay))
 
 
+def republish_lines(path):
+    return pathlib.Path(path).read_text(encoding="utf-8", errors="replace")
+
+
 def check_reconnect(args, probe):
     """(4) HA reloads MQTT (birth message): the daemon republishes; entities are available."""
     discovery = f"homeassistant/device/{args.device_id}/config"
     availability = f"massaged/{args.device_id}/availability"
-    sub = Subscriber(args.broker_port, [discovery, availability])
+    birth = "homeassistant/status"
+    # HA sends its first birth message some seconds after start-up; the daemon's answer to it
+    # must be over before the reload, or it could pass for the answer to the reload.
+    log_before = poll("the daemon to log HA's start-up birth message",
+                      lambda: republish_lines(args.daemon_log),
+                      lambda text: last_republish_due(text) is not None, args.timeout)
+    pending_until = last_republish_due(log_before)
+    poll("the daemon's answer to the start-up birth to be done",
+         lambda: datetime.datetime.now(datetime.timezone.utc),
+         lambda now: now > pending_until + datetime.timedelta(milliseconds=500), args.timeout)
+    answers_before = len(REPUBLISH_LINE.findall(republish_lines(args.daemon_log)))
+
+    sub = Subscriber(args.broker_port, [discovery, availability, birth])
     try:
         # The retained copies arrive first: then the subscription is in place.
         start = sub.wait("the retained discovery", lambda r, t: r == "1" and t == discovery,
                          args.timeout)
-        log_before = pathlib.Path(args.daemon_log).read_text(encoding="utf-8", errors="replace")
-        # A republish still pending from HA's first birth message must not count as the answer.
-        pending_until = last_republish_due(log_before)
-        if pending_until:
-            poll("the daemon's earlier republish to be done",
-                 lambda: datetime.datetime.now(datetime.timezone.utc),
-                 lambda now: now > pending_until + datetime.timedelta(milliseconds=500),
-                 args.timeout)
         probe.run("reload-mqtt")
+        after_birth = sub.wait("HA's birth message after the reload",
+                               lambda r, t: t == birth, args.timeout, start)
         ok("probe.py reload-mqtt: HA reconnected and published homeassistant/status online")
-        # A live (not retained) copy can only come from the daemon publishing again.
+        # A live (not retained) copy after the birth can only be the daemon's answer.
         for topic in (discovery, availability):
-            sub.wait(f"a live (retain 0) copy of {topic}",
-                     lambda r, t, topic=topic: r == "0" and t == topic, args.timeout, start)
+            sub.wait(f"a live (retain 0) copy of {topic} after the birth message",
+                     lambda r, t, topic=topic: r == "0" and t == topic, args.timeout,
+                     after_birth)
         ok("daemon republished discovery and availability after HA's birth message")
     finally:
         sub.close()
-    log_after = pathlib.Path(args.daemon_log).read_text(encoding="utf-8", errors="replace")
-    if "home assistant online" not in log_after[len(log_before):]:
-        raise CheckFailed("daemon log lacks 'home assistant online; republishing soon'")
+    # The daemon logs before it publishes, so the line is there by now.
+    answers = len(REPUBLISH_LINE.findall(republish_lines(args.daemon_log)))
+    if answers <= answers_before:
+        raise CheckFailed("daemon log lacks a new 'home assistant online; republishing soon'")
     ok("daemon log: home assistant online; republishing soon")
     mine = poll("all 18 entities available again",
                 lambda: ours(probe.entities(), args.device_id),
