@@ -279,6 +279,8 @@ fn simulate(
 }
 
 async fn run(config: Config, embedded_broker: Option<SocketAddr>) -> Result<()> {
+    // Only the embedded broker changes the options.
+    #[cfg_attr(not(feature = "embedded-broker"), allow(unused_mut))]
     let mut options = massaged::daemon::RunOptions::default();
     #[cfg(feature = "embedded-broker")]
     let _broker = match embedded_broker {
@@ -294,7 +296,10 @@ async fn run(config: Config, embedded_broker: Option<SocketAddr>) -> Result<()> 
     };
     #[cfg(not(feature = "embedded-broker"))]
     if embedded_broker.is_some() {
-        anyhow::bail!("this build has no embedded broker (cargo feature `embedded-broker`)");
+        anyhow::bail!(
+            "this build has no embedded broker (built without the cargo feature \
+             `embedded-broker`); set mqtt.url to your MQTT broker instead"
+        );
     }
     massaged::daemon::run(config, options).await?;
     Ok(())
