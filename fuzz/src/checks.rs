@@ -275,10 +275,7 @@ impl EngineRun {
                     ));
                 }
                 if *self.engine.last_frame() != frame_before {
-                    return Err(format!(
-                        "rejected {:?} changed the outputs",
-                        parsed.command
-                    ));
+                    return Err(format!("rejected {:?} changed the outputs", parsed.command));
                 }
                 if *self.engine.settings() != settings_before {
                     return Err(format!(
@@ -287,10 +284,7 @@ impl EngineRun {
                     ));
                 }
                 if let Some(out) = self.engine.poll_output() {
-                    return Err(format!(
-                        "rejected {:?} emitted {out:?}",
-                        parsed.command
-                    ));
+                    return Err(format!("rejected {:?} emitted {out:?}", parsed.command));
                 }
                 Ok(())
             }
