@@ -131,19 +131,17 @@ fn check_config_errors(
             return Err(format!("issue names neither a key nor a line: {issue}"));
         }
         match &issue.location {
-            Some(Location::File { line, column }) => {
-                if *line == 0 || *line > lines || *column == 0 {
-                    return Err(format!(
-                        "issue points outside the {lines}-line file: {issue}"
-                    ));
-                }
+            Some(Location::File { line, column })
+                if *line == 0 || *line > lines || *column == 0 =>
+            {
+                return Err(format!(
+                    "issue points outside the {lines}-line file: {issue}"
+                ));
             }
-            Some(Location::Env(name)) => {
-                if !env.iter().any(|(var, _)| var == name) {
-                    return Err(format!("issue names a variable that is not set: {issue}"));
-                }
+            Some(Location::Env(name)) if !env.iter().any(|(var, _)| var == name) => {
+                return Err(format!("issue names a variable that is not set: {issue}"));
             }
-            None => {}
+            _ => {}
         }
     }
     Ok(())
