@@ -15,7 +15,7 @@ use rumqttc::QoS;
 use std::time::{Duration, Instant};
 use support::{
     Broker, BrokerKind, Client, Daemon, TIMEOUT, cpu_ticks, json_str_is, ms, percentile,
-    status_kb, thread_schedstats, wakeups,
+    status_kb, thread_schedstats,
 };
 
 struct Options {
@@ -128,29 +128,31 @@ struct Window {
 }
 
 async fn window(pid: u32, length: Duration) -> Window {
-    let before_threads = thread_schedstats(pid);
-    let (w0, c0, t0) = (wakeups(pid), cpu_ns(pid), cpu_ticks(pid));
+    let before = thread_schedstats(pid);
+    let t0 = cpu_ticks(pid);
     let started = Instant::now();
     // A measurement window, not synchronisation.
     tokio::time::sleep(length).await;
     let secs = started.elapsed().as_secs_f64();
-    let after_threads = thread_schedstats(pid);
-    let per_thread = after_threads
+    let after = thread_schedstats(pid);
+    // Threads may come and go (tokio's blocking pool): a thread's count is its growth since
+    // the window opened, or all of it when it started inside the window.
+    let per_thread: Vec<(String, u64, u64)> = after
         .iter()
-        .map(|(name, n, _)| {
-            let before = before_threads
+        .map(|(name, n, ns)| {
+            let (n0, ns0) = before
                 .iter()
                 .find(|(b, _, _)| b == name)
-                .map_or(0, |(_, n, _)| *n);
-            (name.clone(), n - before)
+                .map_or((0, 0), |(_, n, ns)| (*n, *ns));
+            (name.clone(), n.saturating_sub(n0), ns.saturating_sub(ns0))
         })
         .collect();
     Window {
         secs,
-        wakeups: wakeups(pid) - w0,
-        cpu_ns: cpu_ns(pid) - c0,
-        ticks: cpu_ticks(pid) - t0,
-        per_thread,
+        wakeups: per_thread.iter().map(|(_, n, _)| n).sum(),
+        cpu_ns: per_thread.iter().map(|(_, _, ns)| ns).sum(),
+        ticks: cpu_ticks(pid).saturating_sub(t0),
+        per_thread: per_thread.into_iter().map(|(name, n, _)| (name, n)).collect(),
     }
 }
 
@@ -249,9 +251,9 @@ async fn idle_and_running(broker: &Broker, options: &Options) {
 /// Lateness of every recorded frame against the 50 Hz grid anchored at the session start.
 ///
 /// The recording has millisecond timestamps from the driver's own origin. Every frame of a
-/// session lies on `start + k * 20 ms`, so its phase `(t - t_first) mod 20` is its lateness
-/// relative to the first recorded frame; the least-late frame is taken as on time (lateness is
-/// never negative), so figures are lateness above the best frame, at 1 ms resolution.
+/// session is due at `start + k * 20 ms`, so `(t - grid) mod 20` is its lateness once the
+/// grid's phase is known; the most common phase is taken as the grid (most frames are on
+/// time). Lateness of 20 ms or more would alias; figures have 1 ms resolution.
 fn frame_grid(daemon: &Daemon) {
     let text = std::fs::read_to_string(daemon.frames_path()).unwrap_or_default();
     let rows: Vec<(i64, bool)> = text
@@ -274,17 +276,15 @@ fn frame_grid(daemon: &Daemon) {
         .map(|(t, _)| *t)
         .collect();
     let t0 = session[0];
-    let phases: Vec<i64> = session
+    let mut counts = [0usize; 20];
+    for t in &session {
+        counts[(t - t0).rem_euclid(20) as usize] += 1;
+    }
+    // Most frames are on time, so the most common phase is the grid.
+    let grid = (0..20).max_by_key(|p| counts[*p as usize]).unwrap_or(0) as i64;
+    let mut late: Vec<Duration> = session
         .iter()
-        .map(|t| {
-            let p = (t - t0).rem_euclid(20);
-            if p >= 10 { p - 20 } else { p }
-        })
-        .collect();
-    let best = *phases.iter().min().expect("frames");
-    let mut late: Vec<Duration> = phases
-        .iter()
-        .map(|p| Duration::from_millis((p - best) as u64))
+        .map(|t| Duration::from_millis((t - t0 - grid).rem_euclid(20) as u64))
         .collect();
     late.sort();
     println!(

@@ -152,7 +152,7 @@ async fn measure(kind: BrokerKind, options: &Options) {
         assert!(Instant::now() < deadline, "bridge never answered");
     }
 
-    let mut one = async |client: &mut Client, topic: &str, reply: &str, value: u64| {
+    let one = async |client: &mut Client, topic: &str, reply: &str, value: u64| {
         let payload = format!(r#"{{"intensity": {value}}}"#);
         let sent = Instant::now();
         client.publish(topic, payload).await;
