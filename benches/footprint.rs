@@ -14,8 +14,8 @@ mod support;
 use rumqttc::QoS;
 use std::time::{Duration, Instant};
 use support::{
-    Broker, BrokerKind, Client, Daemon, TIMEOUT, cpu_ticks, json_str_is, ms, percentile,
-    status_kb, thread_schedstats,
+    Broker, BrokerKind, Client, Daemon, TIMEOUT, cpu_ticks, json_str_is, ms, percentile, status_kb,
+    thread_schedstats,
 };
 
 struct Options {
@@ -101,7 +101,10 @@ async fn startup(broker: &Broker, options: &Options) {
     }
     online.sort();
     discovery.sort();
-    println!("  start-up ({} spawns, from fork+exec to message received):", options.starts);
+    println!(
+        "  start-up ({} spawns, from fork+exec to message received):",
+        options.starts
+    );
     println!(
         "    online:    median {} ms, max {} ms",
         ms(percentile(&online, 50.0)),
@@ -152,7 +155,10 @@ async fn window(pid: u32, length: Duration) -> Window {
         wakeups: per_thread.iter().map(|(_, n, _)| n).sum(),
         cpu_ns: per_thread.iter().map(|(_, _, ns)| ns).sum(),
         ticks: cpu_ticks(pid).saturating_sub(t0),
-        per_thread: per_thread.into_iter().map(|(name, n, _)| (name, n)).collect(),
+        per_thread: per_thread
+            .into_iter()
+            .map(|(name, n, _)| (name, n))
+            .collect(),
     }
 }
 
@@ -199,7 +205,9 @@ async fn idle_and_running(broker: &Broker, options: &Options) {
     client
         .publish(
             &daemon.topic("set"),
-            format!(r#"{{"action": "start", "routine": "{ROUTINE}", "minutes": 1, "intensity": 60}}"#),
+            format!(
+                r#"{{"action": "start", "routine": "{ROUTINE}", "minutes": 1, "intensity": 60}}"#
+            ),
         )
         .await;
     let started = client
@@ -208,7 +216,10 @@ async fn idle_and_running(broker: &Broker, options: &Options) {
     println!(
         "  running {ROUTINE} (10 steps of {STEP_SECONDS} s) at 50 Hz, recording frames to CSV:"
     );
-    println!("    start command -> started event: {} ms", ms(started.at - sent));
+    println!(
+        "    start command -> started event: {} ms",
+        ms(started.at - sent)
+    );
     // The measurement window runs while the step events queue up in the client.
     let running = window(pid, Duration::from_secs(options.run_secs)).await;
     let rss_running = status_kb(pid, "VmRSS");
@@ -224,7 +235,10 @@ async fn idle_and_running(broker: &Broker, options: &Options) {
             let actual = m.at - started.at;
             late.push(actual.saturating_sub(ideal));
             if actual < ideal {
-                println!("    note: step {index} arrived {} ms early", ms(ideal - actual));
+                println!(
+                    "    note: step {index} arrived {} ms early",
+                    ms(ideal - actual)
+                );
             }
         }
     }

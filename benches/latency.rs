@@ -32,8 +32,18 @@ fn options(args: &[String]) -> Options {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--commands" => options.commands = args.next().and_then(|v| v.parse().ok()).expect("--commands N"),
-            "--rounds" => options.rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--commands" => {
+                options.commands = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--commands N")
+            }
+            "--rounds" => {
+                options.rounds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--rounds N")
+            }
             "--broker" => {
                 options.brokers = match args.next().map(String::as_str) {
                     Some("embedded") => vec![BrokerKind::Embedded],
@@ -122,7 +132,12 @@ async fn measure(kind: BrokerKind, options: &Options) {
     let bridge_in = format!("bench/{}/in", daemon.device_id);
     let bridge_out = format!("bench/{}/out", daemon.device_id);
     let mut bridge = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args(["__bridge", &broker.addr().to_string(), &bridge_in, &bridge_out])
+        .args([
+            "__bridge",
+            &broker.addr().to_string(),
+            &bridge_in,
+            &bridge_out,
+        ])
         .spawn()
         .expect("spawn bridge");
 
@@ -157,7 +172,11 @@ async fn measure(kind: BrokerKind, options: &Options) {
         let sent = Instant::now();
         client.publish(topic, payload).await;
         let got = client
-            .expect(reply, |p| json_u64_is(p, "intensity", value), Duration::from_secs(5))
+            .expect(
+                reply,
+                |p| json_u64_is(p, "intensity", value),
+                Duration::from_secs(5),
+            )
             .await;
         got.at - sent
     };
@@ -178,7 +197,9 @@ async fn measure(kind: BrokerKind, options: &Options) {
             round
                 .floor
                 .push(one(&mut client, &bridge_in, &bridge_out, value).await);
-            round.daemon.push(one(&mut client, &set, &state, value).await);
+            round
+                .daemon
+                .push(one(&mut client, &set, &state, value).await);
         }
         round.floor.sort();
         round.daemon.sort();
@@ -193,12 +214,20 @@ async fn measure(kind: BrokerKind, options: &Options) {
         kind.name()
     };
     println!("  broker: {label}");
-    println!("    round   floor p50   floor p99   daemon p50  daemon p99  ratio p50  ratio p99  (ms)");
+    println!(
+        "    round   floor p50   floor p99   daemon p50  daemon p99  ratio p50  ratio p99  (ms)"
+    );
     let mut ratios50 = Vec::new();
     let mut ratios99 = Vec::new();
     for (n, round) in rounds.iter().enumerate() {
-        let (f50, f99) = (percentile(&round.floor, 50.0), percentile(&round.floor, 99.0));
-        let (d50, d99) = (percentile(&round.daemon, 50.0), percentile(&round.daemon, 99.0));
+        let (f50, f99) = (
+            percentile(&round.floor, 50.0),
+            percentile(&round.floor, 99.0),
+        );
+        let (d50, d99) = (
+            percentile(&round.daemon, 50.0),
+            percentile(&round.daemon, 99.0),
+        );
         let r50 = d50.as_secs_f64() / f50.as_secs_f64();
         let r99 = d99.as_secs_f64() / f99.as_secs_f64();
         ratios50.push(r50);

@@ -83,7 +83,10 @@ impl Broker {
                     .expect("spawn mosquitto (is it installed?)");
                 let deadline = Instant::now() + TIMEOUT;
                 while TcpStream::connect(addr).is_err() {
-                    assert!(Instant::now() < deadline, "mosquitto not listening on {addr}");
+                    assert!(
+                        Instant::now() < deadline,
+                        "mosquitto not listening on {addr}"
+                    );
                     // Polling for a listener: there is nothing to be notified by.
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -136,9 +139,8 @@ pub fn free_loopback_addr() -> SocketAddr {
 /// A user routine of `count` steps of `seconds` each, alternating zones, for timing benches.
 pub fn steps_routine(id: &str, count: usize, seconds: u32) -> String {
     let zones = ["temples", "neck", "hairline", "ears", "crown"];
-    let mut text = format!(
-        "[[routines]]\nid = \"{id}\"\nname = \"Bench {id}\"\ndescription = \"bench\"\n\n"
-    );
+    let mut text =
+        format!("[[routines]]\nid = \"{id}\"\nname = \"Bench {id}\"\ndescription = \"bench\"\n\n");
     for n in 0..count {
         text.push_str(&format!(
             "[[routines.steps]]\nlabel = \"step {n}\"\nzones = [\"{}\"]\ntechnique = \"circles\"\n\
@@ -413,7 +415,11 @@ pub fn thread_schedstats(pid: u32) -> Vec<(String, u64, u64)> {
             .filter_map(|f| f.parse().ok())
             .collect();
         if fields.len() == 3 {
-            threads.push((format!("{name}/{}", task.file_name().to_string_lossy()), fields[2], fields[0]));
+            threads.push((
+                format!("{name}/{}", task.file_name().to_string_lossy()),
+                fields[2],
+                fields[0],
+            ));
         }
     }
     threads.sort();
@@ -451,10 +457,16 @@ pub fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_else(|| "unknown cpu".into());
     format!(
         "{cores} cores ({model}), shared with other developers compiling; loadavg {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
