@@ -464,3 +464,22 @@ fn check_config_lists_every_error_with_file_key_and_line() {
         "{text}"
     );
 }
+
+/// Found by the config fuzzer: the TOML parser's recursion limit has no span, and the
+/// error used to name neither a key nor a line.
+#[test]
+fn every_syntax_error_points_somewhere_even_past_the_recursion_limit() {
+    let text = include_str!("../fuzz/known-crashes/config-recursion-limit-no-location.toml");
+    let errors = rejected(text);
+    assert!(
+        errors.issues.len() <= 21,
+        "summarised: {}",
+        errors.issues.len()
+    );
+    for issue in &errors.issues {
+        assert!(
+            issue.key.is_some() || issue.location.is_some(),
+            "{issue:?} names no key and no place"
+        );
+    }
+}

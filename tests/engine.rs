@@ -514,3 +514,33 @@ fn max_level_caps_every_channel() {
         .unwrap();
     assert_eq!(top, 300);
 }
+
+#[test]
+fn stop_with_a_bad_field_still_stops_and_applies_nothing_else() {
+    let mut e = engine();
+    let t0 = Instant::now();
+    e.handle_command(t0, &start()).unwrap();
+    run_until(&mut e, t0 + secs(5));
+    drain(&mut e);
+    let cmd = Command {
+        intensity: Some(500),
+        routine: Some("single".into()),
+        ..Command::action(Action::Stop)
+    };
+    let err = e.handle_command(t0 + secs(5), &cmd).unwrap_err();
+    assert_eq!(err.code, RejectCode::OutOfRange);
+    assert!(err.message.starts_with("stopped;"), "{}", err.message);
+    let out = drain(&mut e);
+    assert!(matches!(&out[0], Output::Frame(f) if f.is_zero()));
+    assert_eq!(e.state(), SessionState::Idle);
+    assert_eq!(
+        e.settings().intensity,
+        50,
+        "the bad intensity is not applied"
+    );
+    assert_eq!(
+        e.settings().routine,
+        "short",
+        "nor is the valid routine beside it"
+    );
+}

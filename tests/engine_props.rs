@@ -135,6 +135,7 @@ fn run_checked(
             }
             Op::Cmd(cmd) => {
                 let before = engine.snapshot(now);
+                let before_settings = engine.settings().clone();
                 match engine.handle_command(now, cmd) {
                     Ok(()) => {
                         let first = engine.poll_output();
@@ -144,6 +145,21 @@ fn run_checked(
                                 "the first output after stop is an all-zero frame, got {first:?}"
                             );
                         }
+                        if let Some(out) = first {
+                            checker.observe(now, &out)?;
+                            trace.push((now - t0, out));
+                        }
+                        record(&mut engine, now, &mut trace, &mut checker)?;
+                    }
+                    Err(rejection) if cmd.action == Some(Action::Stop) => {
+                        // A stop with bad fields still stops; only the fields are refused.
+                        prop_assert!(!rejection.message.is_empty());
+                        prop_assert_eq!(engine.settings(), &before_settings);
+                        let first = engine.poll_output();
+                        prop_assert!(
+                            matches!(&first, Some(Output::Frame(f)) if f.is_zero()),
+                            "the first output after a refused stop is an all-zero frame"
+                        );
                         if let Some(out) = first {
                             checker.observe(now, &out)?;
                             trace.push((now - t0, out));

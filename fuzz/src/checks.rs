@@ -262,6 +262,21 @@ impl EngineRun {
                 }
                 self.drain()
             }
+            Err(rejection) if parsed.command.action == Some(Action::Stop) => {
+                // Safety beats all-or-nothing: a stop with bad fields still stops.
+                check_rejection(&rejection)?;
+                let settings_after = self.engine.settings().clone();
+                if settings_after != settings_before {
+                    return Err(format!("stop with bad fields applied them: {parsed:?}"));
+                }
+                let first = self.engine.poll_output();
+                if !matches!(&first, Some(Output::Frame(f)) if f.is_zero()) {
+                    return Err(format!(
+                        "the first output after a refused stop is not an all-zero frame: {first:?}"
+                    ));
+                }
+                self.drain()
+            }
             Err(rejection) => {
                 check_rejection(&rejection)?;
                 let after = self.engine.snapshot(self.now);

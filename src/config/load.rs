@@ -86,13 +86,29 @@ impl Config {
         let (document, syntax_errors) = DeTable::parse_recoverable(text);
         let index = SpanIndex::new(text, document.get_ref());
         if !syntax_errors.is_empty() {
-            let issues = syntax_errors
+            // Errors without a span (e.g. the parser's recursion limit) take the place of the
+            // error before them, or the file's start: every error must point somewhere.
+            let mut last = Location::File { line: 1, column: 1 };
+            let mut issues: Vec<ConfigIssue> = syntax_errors
                 .iter()
                 .map(|error| {
-                    let location = error.span().map(|span| index.position(span.start));
-                    ConfigIssue::general(format!("TOML syntax: {}", error.message()), location)
+                    if let Some(span) = error.span() {
+                        last = index.position(span.start);
+                    }
+                    ConfigIssue::general(
+                        format!("TOML syntax: {}", error.message()),
+                        Some(last.clone()),
+                    )
                 })
                 .collect();
+            if issues.len() > MAX_SYNTAX_ERRORS {
+                let more = issues.len() - MAX_SYNTAX_ERRORS;
+                issues.truncate(MAX_SYNTAX_ERRORS);
+                issues.push(ConfigIssue::general(
+                    format!("TOML syntax: {more} more errors after these"),
+                    Some(last),
+                ));
+            }
             return Err(ConfigErrors::new(issues));
         }
         if let Err(error) = toml::from_str::<Config>(text) {
@@ -120,6 +136,9 @@ impl Config {
         Err(ConfigErrors::new(issues))
     }
 }
+
+/// Syntax errors shown before the rest are summarised; the first ones are what needs fixing.
+const MAX_SYNTAX_ERRORS: usize = 20;
 
 /// A strict-deserialisation error located by its span.
 fn typed_issue(index: &SpanIndex, error: &toml::de::Error) -> ConfigIssue {

@@ -287,9 +287,24 @@ impl Engine {
         }
     }
 
-    /// Applies a command. A rejected command changes nothing and produces no output.
+    /// Applies a command. A rejected command changes nothing and produces no output, with one
+    /// exception for safety: `stop` always stops, and only its other fields are refused.
     pub fn handle_command(&mut self, now: Instant, cmd: &Command) -> Result<(), Rejection> {
-        let routine = self.validate(cmd)?;
+        let routine = match self.validate(cmd) {
+            Ok(routine) => routine,
+            Err(rejection) if cmd.action == Some(Action::Stop) => {
+                self.stop_all(now, Reason::Command);
+                self.flush_state_with(Some(now));
+                return Err(Rejection::new(
+                    rejection.code,
+                    format!(
+                        "stopped; the other fields were ignored: {}",
+                        rejection.message
+                    ),
+                ));
+            }
+            Err(rejection) => return Err(rejection),
+        };
         self.apply(now, cmd, routine);
         self.state_dirty = true;
         self.emit_frame(now, false);
@@ -842,7 +857,10 @@ fn frame_index(t: Duration, hz: u32) -> u64 {
 
 /// Active time of grid frame `k`; computed from `k`, never accumulated, so it cannot drift.
 fn frame_time(k: u64, hz: u32) -> Duration {
-    duration_from_nanos(k.saturating_mul(NANOS_PER_SEC).div_ceil(u64::from(hz.max(1))))
+    duration_from_nanos(
+        k.saturating_mul(NANOS_PER_SEC)
+            .div_ceil(u64::from(hz.max(1))),
+    )
 }
 
 /// The step at routine position `pos` (nanoseconds): its index, the step, and its start.
@@ -889,7 +907,8 @@ fn motor_levels(
     let (_, step, start) = step_at(routine, pos);
     let in_step = pos - start;
     // Microseconds keep the product in u64: 3600 s * 240 cycles/min * 2^16 < 2^64.
-    let cycles = (in_step / 1000) * u64::from(step.tempo) * u64::from(PHASE_ONE) / MICROS_PER_MINUTE;
+    let cycles =
+        (in_step / 1000) * u64::from(step.tempo) * u64::from(PHASE_ONE) / MICROS_PER_MINUTE;
     // Reduced modulo PHASE_ONE (2^16), so it fits in u32.
     let phase = (cycles % u64::from(PHASE_ONE)) as u32;
     let intensity = u64::from(ramp_value(&session.intensity, t, config.ramp));
