@@ -377,18 +377,19 @@ impl Daemon {
             }
         };
         if command.action != Some(Action::Stop) && !self.bucket.allow(now) {
-            // A flood must not turn into a flood of replies: answer once per second.
-            if self
+            // A flood must not become a flood of events and log lines: those go out once per
+            // second; a command that carried an id still gets its own response.
+            let loud = self
                 .rate_limit_replied
-                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
-            {
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1));
+            if loud {
                 self.rate_limit_replied = Some(now);
-                let rejection = Rejection::new(
-                    RejectCode::RateLimited,
-                    "too many commands; stop is always accepted",
-                );
-                self.reject(id.as_deref(), &rejection);
             }
+            let rejection = Rejection::new(
+                RejectCode::RateLimited,
+                "too many commands; stop is always accepted",
+            );
+            self.reject_with(id.as_deref(), &rejection, loud);
             return;
         }
         if command.action == Some(Action::ClearFault)
@@ -419,12 +420,20 @@ impl Daemon {
     }
 
     fn reject(&self, id: Option<&str>, rejection: &Rejection) {
-        tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id, "command rejected");
-        self.publish(
-            &self.topics.event,
-            render_rejected(rejection, id).into_bytes(),
-            false,
-        );
+        self.reject_with(id, rejection, true);
+    }
+
+    /// Answers a refused command: the response when it carried an id, and, when `loud`, the
+    /// `rejected` event and a log line.
+    fn reject_with(&self, id: Option<&str>, rejection: &Rejection, loud: bool) {
+        if loud {
+            tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id, "command rejected");
+            self.publish(
+                &self.topics.event,
+                render_rejected(rejection, id).into_bytes(),
+                false,
+            );
+        }
         if let Some(id) = id {
             let reply = render_response(id, Err(rejection));
             self.publish(&self.topics.response, reply.into_bytes(), false);
