@@ -2,6 +2,8 @@
 //! emulating the kernel's `export`/`unexport`. Writes are observed through the driver's
 //! trace events (file and value) and through the files themselves.
 
+mod support;
+
 use massaged::config::{DriverKind, DriverSection, PwmSection};
 use massaged::core::Frame;
 use massaged::device::{DeviceError, Driver, PwmDriver};
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use support::sysfs::create_channel;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -30,19 +33,6 @@ fn take_number(path: &Path) -> Option<u32> {
     // Clear first, so the driver's next export cannot be overwritten by this clear.
     fs::write(path, "").ok()?;
     Some(n)
-}
-
-fn create_channel(chip_dir: &Path, channel: u32) {
-    let dir = chip_dir.join(format!("pwm{channel}"));
-    fs::create_dir_all(&dir).unwrap();
-    for (name, value) in [
-        ("period", "0"),
-        ("duty_cycle", "0"),
-        ("enable", "0"),
-        ("polarity", "normal"),
-    ] {
-        fs::write(dir.join(name), value).unwrap();
-    }
 }
 
 impl FakeSysfs {

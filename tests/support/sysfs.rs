@@ -27,7 +27,7 @@ fn take_number(path: &Path) -> Option<u32> {
 
 /// Creates `pwmN/` with the attribute files the kernel provides. Built aside and renamed
 /// into place: the kernel's directory appears with its attributes, never empty.
-fn create_channel(chip_dir: &Path, channel: u32) {
+pub fn create_channel(chip_dir: &Path, channel: u32) {
     let dir = chip_dir.join(format!(".pwm{channel}.new"));
     fs::create_dir_all(&dir).expect("create channel dir");
     for (name, value) in [
