@@ -4,21 +4,13 @@ mod support;
 
 use std::time::Duration;
 use support::daemon::DaemonProcess;
-use support::{TIMEOUT, TestBroker, TestClient};
+use support::{TIMEOUT, TestBroker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly() {
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = TestClient::connect(&broker, "sigterm-test").await;
-    client.subscribe(&format!("{}/#", daemon.root())).await;
-    client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
-        .await;
+    let mut client = daemon.online_watcher(&broker, "sigterm-test").await;
     client
         .publish(
             &daemon.topic("set"),

@@ -55,15 +55,7 @@ async fn pwm_channel_failing_mid_session_faults_and_recovers_after_repair() {
         "daemon opens the emulated tree: {}",
         daemon.log()
     );
-    let mut client = TestClient::connect(&broker, "pwm-watch").await;
-    client.subscribe(&format!("{}/#", daemon.root())).await;
-    client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
-        .await;
+    let mut client = daemon.online_watcher(&broker, "pwm-watch").await;
     wait_duties(&pwm, "exported and zero at start-up", |d| {
         d.iter().all(|&v| v == 0)
     });

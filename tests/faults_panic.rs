@@ -7,7 +7,7 @@
 mod support;
 
 use support::daemon::DaemonProcess;
-use support::{TIMEOUT, TestBroker, TestClient};
+use support::{TIMEOUT, TestBroker};
 
 const TRIGGER: &str = "deliberate-panic-for-test";
 
@@ -41,15 +41,7 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
     runtime.block_on(async {
         let broker = TestBroker::start();
         let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nramp_ms = 0\n");
-        let mut client = TestClient::connect(&broker, "panic-watch").await;
-        client.subscribe(&format!("{}/#", daemon.root())).await;
-        client
-            .expect(
-                &daemon.topic("availability"),
-                |m| m.text() == "online",
-                TIMEOUT,
-            )
-            .await;
+        let mut client = daemon.online_watcher(&broker, "panic-watch").await;
         client
             .publish(
                 &daemon.topic("set"),

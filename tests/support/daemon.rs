@@ -201,3 +201,20 @@ impl Drop for DaemonProcess {
         self.kill();
     }
 }
+
+impl DaemonProcess {
+    /// A client subscribed to everything under the daemon's root, returned once the daemon
+    /// has published `online`.
+    pub async fn online_watcher(&self, broker: &TestBroker, client_id: &str) -> super::TestClient {
+        let mut client = super::TestClient::connect(broker, client_id).await;
+        client.subscribe(&format!("{}/#", self.root())).await;
+        client
+            .expect(
+                &self.topic("availability"),
+                |m| m.text() == "online",
+                super::TIMEOUT,
+            )
+            .await;
+        client
+    }
+}
