@@ -1,4 +1,11 @@
-//! Thin async layer over the rumqttc event loop: connect, resubscribe, reconnect with backoff.
+//! Thin async layer over the rumqttc MQTT 5 event loop: connect, resubscribe, reconnect with
+//! backoff.
+//!
+//! MQTT 5 rather than 3.1.1 for one subscription option: "retain as published". Under 3.1.1 a
+//! broker clears the retain flag when it forwards a live publish to a client already
+//! subscribed, so a retained command published while we run looked like a live one; with the
+//! option the flag arrives as the publisher set it (DESIGN.md: a retained command is never
+//! executed).
 //!
 //! The task that polls the event loop never publishes or subscribes itself: a rumqttc request
 //! sent from the polling task blocks forever once the request channel is full, because only
@@ -13,19 +20,21 @@
 use super::tls::{self, TlsFiles};
 use crate::config::BrokerUrl;
 use bytes::Bytes;
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
-    Packet, QoS, SubscribeFilter, TlsConfiguration, Transport,
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectReturnCode, Filter, LastWill as WillMessage, Packet, RetainForwardRule,
+    SubscribeReasonCode,
 };
+use rumqttc::v5::mqttbytes::{QoS, valid_topic};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use std::fmt;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Largest packet accepted from the broker; commands are far smaller (`mqtt.max_payload_bytes`).
-const MAX_INCOMING_PACKET: usize = 64 * 1024;
-/// Largest packet sent; Home Assistant device discovery is the biggest payload we publish.
-const MAX_OUTGOING_PACKET: usize = 256 * 1024;
+/// Largest packet accepted from the broker, announced in CONNECT; commands are far smaller
+/// (`mqtt.max_payload_bytes`). The outgoing limit is the broker's, announced in its CONNACK.
+const MAX_INCOMING_PACKET: u32 = 64 * 1024;
 /// Requests (publishes, subscribes) buffered between publishers and the event loop.
 const REQUEST_CAPACITY: usize = 64;
 /// A connection that lasted this long resets the backoff; a broker that accepts and then drops
@@ -70,7 +79,8 @@ pub enum LinkEvent {
         topic: String,
         /// Payload bytes.
         payload: Bytes,
-        /// Whether the broker delivered it as a retained message.
+        /// Whether it is a retained message: replayed when the subscription was made, or
+        /// published with the retain flag (subscriptions are "retain as published").
         retain: bool,
     },
 }
@@ -108,7 +118,7 @@ pub struct LinkOptions {
     pub tls: Option<TlsFiles>,
     /// Will published by the broker if the link dies.
     pub last_will: Option<LastWill>,
-    /// Topic filters subscribed at QoS 1 after every ConnAck.
+    /// Topic filters subscribed at QoS 1, retain as published, after every ConnAck.
     pub subscriptions: Vec<String>,
     /// Smallest delay before a reconnect attempt.
     pub backoff_min: Duration,
@@ -151,20 +161,28 @@ impl LinkOptions {
         let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
         options
             .set_keep_alive(self.keep_alive)
-            // A fresh session on every connect: no stale commands queued for us while we were
-            // away. The price is that subscriptions must be renewed after every ConnAck.
-            .set_clean_session(true)
-            .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET)
+            // A fresh session on every connect (clean start, and no session expiry interval so
+            // the session also ends with the connection): no stale commands queued for us while
+            // we were away. The price is that subscriptions must be renewed after every ConnAck.
+            .set_clean_start(true)
+            .set_session_expiry_interval(None)
+            .set_max_packet_size(Some(MAX_INCOMING_PACKET))
             .set_request_channel_capacity(REQUEST_CAPACITY);
+        let mut network = options.network_options();
+        // Without it a PUBACK and the state that answers a command wait ~40 ms for the
+        // broker's delayed ACK (see DESIGN.md, Latency).
+        network.set_tcp_nodelay(true);
+        options.set_network_options(network);
         if let Some(username) = &self.username {
             options.set_credentials(username, self.password.as_deref().unwrap_or(""));
         }
         if let Some(will) = &self.last_will {
-            options.set_last_will(rumqttc::LastWill::new(
+            options.set_last_will(WillMessage::new(
                 &will.topic,
                 will.payload.to_vec(),
                 QoS::AtLeastOnce,
                 will.retain,
+                None,
             ));
         }
         options
@@ -254,7 +272,7 @@ impl Publisher {
         payload: impl Into<Bytes>,
         retain: bool,
     ) -> Result<(), LinkError> {
-        if !rumqttc::valid_topic(topic) || topic.is_empty() {
+        if !valid_topic(topic) || topic.is_empty() {
             return Err(LinkError::InvalidTopic(topic.to_owned()));
         }
         self.client
@@ -273,11 +291,11 @@ impl Publisher {
         payload: impl Into<Vec<u8>>,
         retain: bool,
     ) -> Result<(), LinkError> {
-        if !rumqttc::valid_topic(topic) || topic.is_empty() {
+        if !valid_topic(topic) || topic.is_empty() {
             return Err(LinkError::InvalidTopic(topic.to_owned()));
         }
         self.client
-            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload.into())
             .map_err(|_| LinkError::Full {
                 topic: topic.to_owned(),
             })
@@ -309,18 +327,13 @@ impl Link {
     /// The task ends after a requested [`Publisher::disconnect`], or when the event receiver
     /// is dropped (then without DISCONNECT, so the broker publishes the last will).
     pub fn start(options: LinkOptions) -> (Publisher, mpsc::Receiver<LinkEvent>) {
-        let (client, mut eventloop) = AsyncClient::new(options.to_mqtt_options(), REQUEST_CAPACITY);
-        let mut network = eventloop.network_options();
-        // Without it a PUBACK and the state that answers a command wait ~40 ms for the
-        // broker's delayed ACK (see DESIGN.md, Latency).
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
+        let (client, eventloop) = AsyncClient::new(options.to_mqtt_options(), REQUEST_CAPACITY);
 
         let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
-        let filters: Vec<SubscribeFilter> = options
+        let filters: Vec<Filter> = options
             .subscriptions
             .iter()
-            .map(|filter| SubscribeFilter::new(filter.clone(), QoS::AtLeastOnce))
+            .map(|filter| subscription(filter))
             .collect();
         let backoff = Backoff::new(options.backoff_min, options.backoff_max);
         let target = Target {
@@ -349,7 +362,7 @@ struct Target {
 async fn poll_loop(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    filters: Vec<SubscribeFilter>,
+    filters: Vec<Filter>,
     mut backoff: Backoff,
     target: Target,
     events: mpsc::Sender<LinkEvent>,
@@ -365,11 +378,9 @@ async fn poll_loop(
         if attempt_pending && let Some(files) = &target.tls {
             match tls::client_config(files) {
                 Ok(config) => {
-                    eventloop
-                        .mqtt_options
-                        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                            config,
-                        )));
+                    eventloop.options.set_transport(Transport::tls_with_config(
+                        TlsConfiguration::Rustls(config),
+                    ));
                 }
                 Err(error) => {
                     // Never fall back to plain TCP: skip this attempt and retry the files later.
@@ -399,7 +410,7 @@ async fn poll_loop(
                 connected_since = Some(Instant::now());
                 failures = FailureLog::default();
                 tracing::info!(
-                    client_id = %eventloop.mqtt_options.client_id(),
+                    client_id = %eventloop.options.client_id(),
                     broker = %target.broker,
                     tls = target.tls.is_some(),
                     "mqtt connected"
@@ -415,20 +426,30 @@ async fn poll_loop(
             }
             Ok(Event::Incoming(Packet::SubAck(suback))) if awaiting_suback => {
                 awaiting_suback = false;
-                if suback
+                let refused: Vec<&SubscribeReasonCode> = suback
                     .return_codes
                     .iter()
-                    .any(|code| matches!(code, rumqttc::SubscribeReasonCode::Failure))
-                {
-                    tracing::warn!(filters = ?filters, "mqtt broker refused a subscription");
+                    .filter(|code| !matches!(code, SubscribeReasonCode::Success(_)))
+                    .collect();
+                if !refused.is_empty() {
+                    tracing::warn!(filters = ?filters, reasons = ?refused, "mqtt broker refused a subscription");
                 }
                 if events.send(LinkEvent::Connected).await.is_err() {
                     break;
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
+                // MQTT requires UTF-8 topics; the codec hands them over as bytes. We announce
+                // no topic aliases, so the topic is never empty.
+                let Ok(topic) = String::from_utf8(publish.topic.to_vec()) else {
+                    tracing::warn!(
+                        bytes = publish.topic.len(),
+                        "mqtt message with a non-UTF-8 topic ignored"
+                    );
+                    continue;
+                };
                 let event = LinkEvent::Message {
-                    topic: publish.topic,
+                    topic,
                     payload: publish.payload,
                     retain: publish.retain,
                 };
@@ -522,23 +543,36 @@ fn problem_of(error: &ConnectionError) -> &'static str {
             _ => "tls_handshake_failed",
         },
         ConnectionError::Io(_) => "unreachable",
-        ConnectionError::NetworkTimeout => "timeout",
+        ConnectionError::Timeout(_) => "timeout",
         _ => "connection_failed",
     }
 }
 
 /// The rustls error inside a TLS failure, if it was one.
-fn rustls_error(error: &rumqttc::TlsError) -> Option<&rustls::Error> {
+fn rustls_error(error: &rumqttc::v5::TlsError) -> Option<&rustls::Error> {
     match error {
-        rumqttc::TlsError::TLS(inner) => Some(inner),
-        rumqttc::TlsError::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        rumqttc::v5::TlsError::TLS(inner) => Some(inner),
+        rumqttc::v5::TlsError::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
         _ => None,
+    }
+}
+
+/// A QoS 1 subscription to `filter` with "retain as published": a live publish keeps the
+/// publisher's retain flag, so a retained command is recognised whenever it arrives. Retained
+/// messages are still sent on every (re)subscription, and our own publishes still come back.
+fn subscription(filter: &str) -> Filter {
+    Filter {
+        path: filter.to_owned(),
+        qos: QoS::AtLeastOnce,
+        nolocal: false,
+        preserve_retain: true,
+        retain_forward_rule: RetainForwardRule::OnEverySubscribe,
     }
 }
 
 /// Renews every subscription from a separate task, so the poll task never waits on the
 /// request channel it alone drains.
-fn resubscribe(client: &AsyncClient, filters: &[SubscribeFilter]) {
+fn resubscribe(client: &AsyncClient, filters: &[Filter]) {
     if filters.is_empty() {
         return;
     }
@@ -580,11 +614,11 @@ mod tests {
         assert_eq!(problem_of(&bad_password), "not_authorized");
         let untrusted = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, untrusted);
-        let tls = ConnectionError::Tls(rumqttc::TlsError::Io(io));
+        let tls = ConnectionError::Tls(rumqttc::v5::TlsError::Io(io));
         assert_eq!(problem_of(&tls), "tls_certificate_rejected");
         let wrong_name =
             rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
-        let tls = ConnectionError::Tls(rumqttc::TlsError::TLS(wrong_name));
+        let tls = ConnectionError::Tls(rumqttc::v5::TlsError::TLS(wrong_name));
         assert_eq!(problem_of(&tls), "tls_certificate_name_mismatch");
         let down = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(problem_of(&ConnectionError::Io(down)), "unreachable");
