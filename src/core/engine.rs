@@ -86,7 +86,11 @@ struct Session {
     envelope: Ramp,
     intensity: Ramp,
     announced: StepMark,
+    /// Active time at which the announced step ends; no step check is needed before it.
+    step_ends: Duration,
     next_frame: u64,
+    /// When grid frame `next_frame` is due, cached so `poll_timeout` does no arithmetic.
+    next_frame_at: Instant,
     next_progress: Instant,
 }
 
@@ -523,7 +527,9 @@ impl Engine {
                 pass: 0,
                 index: 0,
             },
+            step_ends: self.routines[routine].steps[0].duration(),
             next_frame: 0,
+            next_frame_at: now,
             next_progress: now + self.config.progress_interval,
         });
         if heat {
@@ -594,7 +600,9 @@ impl Engine {
         let len = routine_ns(routine);
         let t = session.active(now);
         let absolute = ns(t) + ns(session.shift);
-        let (index, _, _) = step_at(routine, absolute % len);
+        let pos = absolute % len;
+        let (index, step, start) = step_at(routine, pos);
+        session.step_ends = t + duration_from_nanos(start + step_ns(step) - pos);
         let mark = StepMark {
             routine: session.routine,
             pass: absolute / len,
@@ -691,10 +699,9 @@ impl Engine {
             Some(s) if s.paused_at.is_none() => s,
             _ => return heat_deadline,
         };
-        let frame = session.instant_at(frame_time(session.next_frame, self.config.frame_hz));
         let end = session.instant_at(session.end);
         [
-            Some(frame),
+            Some(session.next_frame_at),
             Some(end),
             Some(session.next_progress),
             heat_deadline,
@@ -721,7 +728,13 @@ impl Engine {
             self.emit_frame(now, false);
             self.outputs.extend(ended.map(Output::Event));
         } else {
-            self.announce_step(now);
+            if self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.active(now) >= s.step_ends)
+            {
+                self.announce_step(now);
+            }
             if due_progress && let Some(session) = self.session.as_mut() {
                 let interval = self
                     .config
@@ -828,6 +841,7 @@ impl Engine {
                 let t = session.active(now);
                 let k = frame_index(t, self.config.frame_hz);
                 session.next_frame = k + 1;
+                session.next_frame_at = session.instant_at(frame_time(k + 1, self.config.frame_hz));
                 let at = frame_time(k, self.config.frame_hz);
                 let session = &*session;
                 motor_levels(
