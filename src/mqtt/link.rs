@@ -35,6 +35,8 @@ use tokio::time::Instant;
 /// Largest packet accepted from the broker, announced in CONNECT; commands are far smaller
 /// (`mqtt.max_payload_bytes`). The outgoing limit is the broker's, announced in its CONNACK.
 const MAX_INCOMING_PACKET: u32 = 64 * 1024;
+/// Unacknowledged QoS 1 publishes allowed at once (the broker may allow fewer).
+const MAX_OUTGOING_INFLIGHT: u16 = 100;
 /// Requests (publishes, subscribes) buffered between publishers and the event loop.
 const REQUEST_CAPACITY: usize = 64;
 /// A connection that lasted this long resets the backoff; a broker that accepts and then drops
@@ -167,6 +169,9 @@ impl LinkOptions {
             .set_clean_start(true)
             .set_session_expiry_interval(None)
             .set_max_packet_size(Some(MAX_INCOMING_PACKET))
+            // rumqttc preallocates a slot per allowed in-flight publish; left unset it takes
+            // u16::MAX slots (14 MB of RSS). We never have more than a handful in flight.
+            .set_outgoing_inflight_upper_limit(MAX_OUTGOING_INFLIGHT)
             .set_request_channel_capacity(REQUEST_CAPACITY);
         let mut network = options.network_options();
         // Without it a PUBACK and the state that answers a command wait ~40 ms for the
