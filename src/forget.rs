@@ -11,6 +11,9 @@ pub enum ForgetError {
     /// Could not reach the broker.
     #[error("could not connect to the broker at {0} within {1:?}")]
     Connect(String, Duration),
+    /// The broker did not confirm the clears.
+    #[error("the broker did not confirm the cleared topics within {0:?}")]
+    Unconfirmed(Duration),
     /// A publish failed.
     #[error("publishing an empty retained message on {0}: {1}")]
     Publish(String, String),
@@ -23,7 +26,12 @@ pub async fn run(mut options: LinkOptions, topics: Topics) -> Result<(), ForgetE
     let broker = format!("{}:{}", options.host, options.port);
     options.client_id = format!("massaged-forget-{:08x}", fastrand::u32(..));
     options.last_will = None;
-    options.subscriptions.clear();
+    // Subscribed to what it clears: the broker echoing each empty message back proves it took
+    // it, so the DISCONNECT cannot overtake the last clear.
+    options.subscriptions = forget_payloads(&topics)
+        .iter()
+        .map(|(topic, _)| topic.to_string())
+        .collect();
     let (publisher, mut events) = Link::start(options);
     let connected = async {
         while let Some(event) = events.recv().await {
@@ -42,7 +50,26 @@ pub async fn run(mut options: LinkOptions, topics: Topics) -> Result<(), ForgetE
             .await
             .map_err(|e| ForgetError::Publish(topic.to_string(), e.to_string()))?;
     }
-    // DISCONNECT goes out after the queued publishes; wait for the link to confirm.
+    let mut pending: Vec<String> = forget_payloads(&topics)
+        .iter()
+        .map(|(topic, _)| topic.to_string())
+        .collect();
+    let echoed = async {
+        while let Some(event) = events.recv().await {
+            if let LinkEvent::Message { topic, payload, .. } = event
+                && payload.is_empty()
+            {
+                pending.retain(|t| *t != topic);
+                if pending.is_empty() {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    if !matches!(tokio::time::timeout(TIMEOUT, echoed).await, Ok(true)) {
+        return Err(ForgetError::Unconfirmed(TIMEOUT));
+    }
     let _ = publisher.disconnect().await;
     let _ = tokio::time::timeout(TIMEOUT, async {
         while let Some(event) = events.recv().await {

@@ -98,6 +98,11 @@ impl DaemonProcess {
         self.dir.path()
     }
 
+    /// Path of the daemon's config file (for `massaged ctl` and `forget`, which read it too).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("massaged.toml")
+    }
+
     /// Path of the saved state.
     pub fn state_path(&self) -> PathBuf {
         self.dir.path().join("state.json")

@@ -1,0 +1,169 @@
+//! The command line: `routines`, `simulate`, `check-config`, and `ctl`/`forget` against a
+//! running daemon.
+
+mod support;
+
+use std::process::{Command, Output};
+use support::daemon::DaemonProcess;
+use support::{TIMEOUT, TestBroker};
+
+fn massaged(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_massaged"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("MASSAGED_CONFIG")
+        .output()
+        .expect("run massaged")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn routines_lists_every_builtin() {
+    let out = massaged(&["--config", "config/massaged.toml", "routines"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for id in [
+        "temple-circles",
+        "hairline-circles",
+        "hairline-to-crown",
+        "neck-and-ears",
+        "full-scalp",
+        "pre-shampoo",
+        "headache-relief",
+        "stress-relief",
+        "circulation",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(id)),
+            "{id} missing:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn simulate_json_is_the_same_bytes_on_every_run() {
+    let args = [
+        "--config",
+        "config/massaged.toml",
+        "simulate",
+        "full-scalp",
+        "--format",
+        "json",
+    ];
+    let a = massaged(&args);
+    let b = massaged(&args);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(!a.stdout.is_empty());
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[safety]\nmax_level = 5000\n").unwrap();
+    let out = massaged(&["check-config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("safety.max_level") && text.contains("line 2"),
+        "{text}"
+    );
+    let good = massaged(&["check-config", "config/massaged.toml"]);
+    assert!(good.status.success(), "{}", stderr(&good));
+}
+
+fn ctl(daemon: &DaemonProcess, args: &[&str]) -> Output {
+    let config = daemon.config_path();
+    let mut all = vec!["--config", config.to_str().unwrap(), "ctl"];
+    all.extend_from_slice(args);
+    massaged(&all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_starts_reports_rejections_and_status_follows_availability() {
+    let broker = TestBroker::start();
+    let mut daemon = DaemonProcess::spawn(&broker, "");
+    let _watch = daemon.online_watcher(&broker, "cli-watch").await;
+
+    let out = ctl(&daemon, &["start", "Temple circles", "--intensity", "40"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out).trim(), "ok");
+
+    let status = ctl(&daemon, &["status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let text = stdout(&status);
+    assert!(text.contains("availability: online"), "{text}");
+    assert!(
+        text.contains(r#""state": "running""#) && text.contains(r#""intensity": 40"#),
+        "{text}"
+    );
+
+    let rejected = ctl(&daemon, &["start", "no-such-routine"]);
+    assert!(!rejected.status.success());
+    assert!(
+        stderr(&rejected).contains("unknown_routine"),
+        "{}",
+        stderr(&rejected)
+    );
+
+    let out = ctl(&daemon, &["stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let paused = ctl(&daemon, &["pause"]);
+    assert!(!paused.status.success());
+    assert!(
+        stderr(&paused).contains("not_running"),
+        "{}",
+        stderr(&paused)
+    );
+
+    daemon.signal("TERM");
+    daemon.wait_exit(TIMEOUT).expect("daemon exits");
+    let offline = ctl(&daemon, &["status"]);
+    assert!(!offline.status.success(), "status fails while offline");
+    assert!(
+        stdout(&offline).contains("availability: offline"),
+        "{}",
+        stdout(&offline)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_clears_discovery_state_and_availability() {
+    let broker = TestBroker::start();
+    let mut daemon = DaemonProcess::spawn(&broker, "");
+    let mut client = daemon.online_watcher(&broker, "forget-watch").await;
+    let discovery = format!("homeassistant/device/{}/config", daemon.device_id);
+    client.subscribe(&discovery).await;
+    client
+        .expect(&discovery, |m| m.text().contains("cmps"), TIMEOUT)
+        .await;
+    daemon.signal("TERM");
+    daemon.wait_exit(TIMEOUT).expect("daemon exits");
+
+    let config = daemon.config_path();
+    let out = massaged(&["--config", config.to_str().unwrap(), "forget"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut fresh = support::TestClient::connect(&broker, "forget-check").await;
+    for topic in [
+        discovery,
+        daemon.topic("state"),
+        daemon.topic("availability"),
+    ] {
+        let left = fresh
+            .retained(&topic, std::time::Duration::from_millis(500))
+            .await;
+        assert!(
+            left.as_ref().is_none_or(|p| p.is_empty()),
+            "{topic} still retained: {left:?}\n{}",
+            daemon.log()
+        );
+    }
+}
