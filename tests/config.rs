@@ -40,7 +40,12 @@ fn defaults_are_the_documented_ones() {
     let c = Config::default();
     assert_eq!(c.device.id, "");
     assert_eq!(c.device.name, "Massage headrest");
-    assert_eq!(c.mqtt.url, "mqtt://127.0.0.1:1883");
+    let broker = massaged::config::BrokerUrl::parse(&c.mqtt.url).unwrap();
+    assert_eq!(
+        (broker.tls, broker.host.as_str(), broker.port),
+        (false, "127.0.0.1", 1883),
+        "the default broker is plain MQTT on this host"
+    );
     assert_eq!(c.mqtt.keep_alive_s, 30);
     assert_eq!(c.mqtt.base_topic, "massaged");
     assert_eq!(c.mqtt.progress_interval_s, 10);

@@ -101,7 +101,7 @@ fn toml_line() -> impl Strategy<Value = String> {
         any::<i64>().prop_map(|n| n.to_string()),
         (0u32..2000).prop_map(|n| n.to_string()),
         prop::sample::select(vec![
-            "\"mqtt://127.0.0.1:1883\"",
+            "\"mqtt://127.0.0.1:8883\"",
             "\"mqtts://h\"",
             "\"x y\"",
             "\"sim\"",
