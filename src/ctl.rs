@@ -121,7 +121,7 @@ async fn send(
     };
     match tokio::time::timeout(REPLY_TIMEOUT, reply).await {
         Ok(Some(value)) if value.get("ok") == Some(&Value::Bool(true)) => {
-            println!("ok");
+            print_line("ok");
             Ok(CtlOutcome::Ok)
         }
         Ok(Some(value)) => {
@@ -160,14 +160,11 @@ async fn status(
         return Err(CtlError::NoState(topics.state.clone()));
     };
     let online = availability.as_deref() == Some(PAYLOAD_ONLINE);
-    println!(
+    print_line(&format!(
         "availability: {}",
         availability.as_deref().unwrap_or("unknown")
-    );
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&state).unwrap_or_default()
-    );
+    ));
+    print_line(&serde_json::to_string_pretty(&state).unwrap_or_default());
     Ok(if online {
         CtlOutcome::Ok
     } else {
@@ -193,11 +190,21 @@ async fn watch(
                     } else {
                         continue;
                     };
-                    println!("{kind} {}", String::from_utf8_lossy(&payload));
+                    if !print_line(&format!("{kind} {}", String::from_utf8_lossy(&payload))) {
+                        // The reader went away (`| head`): done, not an error.
+                        return Ok(CtlOutcome::Ok);
+                    }
                 }
                 Some(_) => {}
                 None => return Ok(CtlOutcome::Failed),
             }
         }
     }
+}
+
+/// Prints a line; false when stdout is closed (a pipe into `head`), which `println!` would
+/// turn into a panic.
+fn print_line(text: &str) -> bool {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{text}").is_ok()
 }
