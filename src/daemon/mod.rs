@@ -69,7 +69,11 @@ struct Daemon {
     saver: Saver,
     saved: SavedState,
     connected: bool,
-    /// When the last `rate_limited` reply went out.
+    /// Publishes dropped since the last warning about them.
+    publishes_dropped: std::cell::Cell<u64>,
+    /// When the last dropped-publish warning was logged.
+    drop_warned_at: std::cell::Cell<Option<Instant>>,
+    /// When the last `rate_limited` rejection was logged.
     rate_limit_replied: Option<Instant>,
     republish_at: Option<tokio::time::Instant>,
     notifier: Notifier,
@@ -150,6 +154,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         saved,
         connected: false,
         rate_limit_replied: None,
+        publishes_dropped: std::cell::Cell::new(0),
+        drop_warned_at: std::cell::Cell::new(None),
         republish_at: None,
         notifier: Notifier::from_env(),
         ready_deadline: Some(tokio::time::Instant::now() + READY_DEADLINE),
@@ -347,7 +353,20 @@ impl Daemon {
             return;
         }
         if let Err(error) = self.publisher.try_publish(topic, payload, retain) {
-            tracing::warn!(%topic, %error, "mqtt publish dropped");
+            // A broker that stopped reading would otherwise turn every frame-loop turn into a
+            // log line: warn at most once per second, with the count since the last warning.
+            let dropped = self.publishes_dropped.get() + 1;
+            self.publishes_dropped.set(dropped);
+            let now = Instant::now();
+            if self
+                .drop_warned_at
+                .get()
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+            {
+                self.drop_warned_at.set(Some(now));
+                self.publishes_dropped.set(0);
+                tracing::warn!(%topic, %error, dropped, "mqtt publish dropped");
+            }
         }
     }
 
@@ -377,8 +396,8 @@ impl Daemon {
             }
         };
         if command.action != Some(Action::Stop) && !self.bucket.allow(now) {
-            // A flood must not become a flood of events and log lines: those go out once per
-            // second; a command that carried an id still gets its own response.
+            // Every refused command is answered (event, and response when it carried an id),
+            // but a flood must not become a flood of log lines: those go out once per second.
             let loud = self
                 .rate_limit_replied
                 .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1));
@@ -423,17 +442,17 @@ impl Daemon {
         self.reject_with(id, rejection, true);
     }
 
-    /// Answers a refused command: the response when it carried an id, and, when `loud`, the
-    /// `rejected` event and a log line.
+    /// Answers a refused command: the `rejected` event, the response when it carried an id,
+    /// and, when `loud`, a log line.
     fn reject_with(&self, id: Option<&str>, rejection: &Rejection, loud: bool) {
         if loud {
             tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id, "command rejected");
-            self.publish(
-                &self.topics.event,
-                render_rejected(rejection, id).into_bytes(),
-                false,
-            );
         }
+        self.publish(
+            &self.topics.event,
+            render_rejected(rejection, id).into_bytes(),
+            false,
+        );
         if let Some(id) = id {
             let reply = render_response(id, Err(rejection));
             self.publish(&self.topics.response, reply.into_bytes(), false);
