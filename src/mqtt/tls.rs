@@ -1,8 +1,10 @@
-//! TLS settings for `mqtts://`: a rustls client configuration on a pure-Rust crypto provider.
+//! TLS settings for `mqtts://`: a rustls client configuration on the `ring` crypto provider.
 //!
-//! The provider is RustCrypto's (`rustls-rustcrypto`), passed to each configuration rather than
-//! installed process-wide, so no C crypto library is needed and the binary cross-compiles with
-//! only a linker for the target (docs/tls.md has the comparison and the decision).
+//! `ring` is the provider every build already links (the embedded broker's `mqtt5` and
+//! rumqttc's `rustls-webpki` bring it), so choosing it keeps one provider per binary
+//! (docs/tls.md has the comparison and the decision). It is named explicitly for each
+//! configuration rather than taken from rustls's process-wide default, so which provider the
+//! daemon's TLS uses never depends on the feature set another crate enabled.
 //!
 //! The files are read again for every connection attempt ([`client_config`] is cheap), so a
 //! renewed certificate is picked up on the next reconnect, and a file that is missing at
@@ -49,10 +51,10 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// Builds the rustls client configuration for `files` on the pure-Rust provider.
+/// Builds the rustls client configuration for `files` on the `ring` provider.
 pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
     let roots = root_store(files.ca_file.as_deref())?;
-    let builder = ClientConfig::builder_with_provider(Arc::new(rustls_rustcrypto::provider()))
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let config = match (&files.client_cert, &files.client_key) {
@@ -65,6 +67,12 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
         _ => return Err(TlsError::HalfClientIdentity),
     };
     Ok(Arc::new(config))
+}
+
+/// The crypto provider of every TLS connection the daemon makes: `ring`, with rustls's default
+/// cipher suites and key-exchange groups.
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
