@@ -33,22 +33,128 @@ fn enabled(test: &str) -> bool {
     mosquitto || tls
 }
 
-/// A CA, a server certificate for 127.0.0.1/localhost, a client certificate, and an unrelated
-/// CA, as PEM files in a temp dir.
+/// The kinds of client key tested for mutual TLS, each as the PEM format a user is likely to
+/// have (what `openssl genpkey`, `openssl genrsa -traditional`, `openssl ecparam -genkey` and
+/// rcgen write).
+#[derive(Debug, Clone, Copy)]
+enum ClientKey {
+    /// ECDSA P-256, PKCS#8 (`BEGIN PRIVATE KEY`).
+    EcdsaP256Pkcs8,
+    /// ECDSA P-384, SEC1 (`BEGIN EC PRIVATE KEY`).
+    EcdsaP384Sec1,
+    /// RSA 2048, PKCS#8 (`BEGIN PRIVATE KEY`).
+    Rsa2048Pkcs8,
+    /// RSA 3072, PKCS#1 (`BEGIN RSA PRIVATE KEY`).
+    Rsa3072Pkcs1,
+}
+
+impl ClientKey {
+    /// File name stem of this kind's certificate and key in the [`Pki`] dir.
+    fn stem(self) -> &'static str {
+        match self {
+            ClientKey::EcdsaP256Pkcs8 => "client-p256",
+            ClientKey::EcdsaP384Sec1 => "client-p384-sec1",
+            ClientKey::Rsa2048Pkcs8 => "client-rsa2048",
+            ClientKey::Rsa3072Pkcs1 => "client-rsa3072-pkcs1",
+        }
+    }
+
+    /// The PEM line the key file must start with (proves the format under test).
+    fn pem_label(self) -> &'static str {
+        match self {
+            ClientKey::EcdsaP256Pkcs8 | ClientKey::Rsa2048Pkcs8 => "-----BEGIN PRIVATE KEY-----",
+            ClientKey::EcdsaP384Sec1 => "-----BEGIN EC PRIVATE KEY-----",
+            ClientKey::Rsa3072Pkcs1 => "-----BEGIN RSA PRIVATE KEY-----",
+        }
+    }
+
+    /// A new key: (the key for rcgen to sign the certificate, the key file's PEM text).
+    fn generate(self) -> (KeyPair, String) {
+        match self {
+            ClientKey::EcdsaP256Pkcs8 => {
+                let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
+                let pem = key.serialize_pem();
+                (key, pem)
+            }
+            ClientKey::EcdsaP384Sec1 => {
+                let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key");
+                let sec1 = openssl(&["ec"], &key.serialize_pem());
+                (key, sec1)
+            }
+            // rcgen on ring cannot generate RSA keys; OpenSSL's command line does.
+            ClientKey::Rsa2048Pkcs8 => {
+                let pkcs8 = openssl(
+                    &[
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:2048",
+                    ],
+                    "",
+                );
+                let key = KeyPair::from_pem(&pkcs8).expect("load RSA key");
+                (key, pkcs8)
+            }
+            ClientKey::Rsa3072Pkcs1 => {
+                let pkcs8 = openssl(
+                    &[
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:3072",
+                    ],
+                    "",
+                );
+                let key = KeyPair::from_pem(&pkcs8).expect("load RSA key");
+                (key, openssl(&["pkey", "-traditional"], &pkcs8))
+            }
+        }
+    }
+}
+
+/// Runs `openssl ARGS` with `input` on stdin; returns its stdout.
+fn openssl(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl (is it installed?)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write to openssl");
+    let output = child.wait_with_output().expect("openssl output");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("openssl writes PEM text")
+}
+
+/// A CA, a server certificate for 127.0.0.1/localhost, an ECDSA P-256 client certificate
+/// (`client.pem`, `client.key`), and an unrelated CA, as PEM files in a temp dir; client
+/// identities with other kinds of key on request ([`Pki::client_identity`]).
 struct Pki {
     dir: tempfile::TempDir,
+    ca: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
     fn generate() -> Pki {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ca = make_ca("massaged test CA");
-        let other_ca = make_ca("some other CA");
-        let write = |name: &str, text: String| {
-            std::fs::write(dir.path().join(name), text).expect("write pem");
-        };
-        write("ca.pem", ca.0.pem());
-        write("other-ca.pem", other_ca.0.pem());
+        let (ca_certificate, ca) = make_ca("massaged test CA");
+        let (other_ca, _) = make_ca("some other CA");
+        let pki = Pki { dir, ca };
+        pki.write("ca.pem", &ca_certificate.pem());
+        pki.write("other-ca.pem", &other_ca.pem());
 
         let server_key = KeyPair::generate().expect("server key");
         let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
@@ -58,25 +164,44 @@ impl Pki {
             .push(DnType::CommonName, "localhost");
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server = server
-            .signed_by(&server_key, &ca.1)
+            .signed_by(&server_key, &pki.ca)
             .expect("sign server cert");
-        write("server.pem", server.pem());
-        write("server.key", server_key.serialize_pem());
+        pki.write("server.pem", &server.pem());
+        pki.write("server.key", &server_key.serialize_pem());
 
-        let client_key = KeyPair::generate().expect("client key");
-        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
-        client.distinguished_name.push(DnType::CommonName, USER);
-        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client
-            .signed_by(&client_key, &ca.1)
-            .expect("sign client cert");
-        write("client.pem", client.pem());
-        write("client.key", client_key.serialize_pem());
-        Pki { dir }
+        let (cert, key) = pki.client_identity(ClientKey::EcdsaP256Pkcs8);
+        copy(&cert, &pki.path("client.pem"));
+        copy(&key, &pki.path("client.key"));
+        pki
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).expect("write pem");
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Makes a client certificate (CN = the MQTT user) with a new key of `kind`, signed by
+    /// the CA; returns the certificate and key files.
+    fn client_identity(&self, kind: ClientKey) -> (PathBuf, PathBuf) {
+        let (key, key_pem) = kind.generate();
+        assert!(
+            key_pem.starts_with(kind.pem_label()),
+            "{kind:?}: {key_pem:.40}"
+        );
+        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        client.distinguished_name.push(DnType::CommonName, USER);
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client.signed_by(&key, &self.ca).expect("sign client cert");
+        let (cert_name, key_name) = (
+            format!("{}.pem", kind.stem()),
+            format!("{}.key", kind.stem()),
+        );
+        self.write(&cert_name, &client.pem());
+        self.write(&key_name, &key_pem);
+        (self.path(&cert_name), self.path(&key_name))
     }
 }
 
@@ -263,20 +388,46 @@ async fn right_ca_connects() {
     wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
 }
 
-#[tokio::test]
-async fn client_certificate_is_presented_for_mutual_tls() {
-    if !enabled("client_certificate_is_presented_for_mutual_tls") {
-        return;
-    }
+/// Connects with `kind`'s client identity to a broker that requires a client certificate.
+async fn mutual_tls_connects_with(kind: ClientKey) {
     let pki = Pki::generate();
     let broker = TlsBroker::start(&pki, true);
-    let mut options = link_options(&broker, "tls-mtls", pki.path("ca.pem"));
+    let mut options = link_options(&broker, &format!("tls-{}", kind.stem()), pki.path("ca.pem"));
+    let (cert, key) = pki.client_identity(kind);
     if let Some(files) = &mut options.tls {
-        files.client_cert = Some(pki.path("client.pem"));
-        files.client_key = Some(pki.path("client.key"));
+        files.client_cert = Some(cert);
+        files.client_key = Some(key);
     }
     let (_publisher, mut events) = Link::start(options);
     wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
+}
+
+#[tokio::test]
+async fn mutual_tls_with_an_ecdsa_p256_pkcs8_client_key() {
+    if enabled("mutual_tls_with_an_ecdsa_p256_pkcs8_client_key") {
+        mutual_tls_connects_with(ClientKey::EcdsaP256Pkcs8).await;
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_with_an_ecdsa_p384_sec1_client_key() {
+    if enabled("mutual_tls_with_an_ecdsa_p384_sec1_client_key") {
+        mutual_tls_connects_with(ClientKey::EcdsaP384Sec1).await;
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_with_an_rsa_2048_pkcs8_client_key() {
+    if enabled("mutual_tls_with_an_rsa_2048_pkcs8_client_key") {
+        mutual_tls_connects_with(ClientKey::Rsa2048Pkcs8).await;
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_with_an_rsa_3072_pkcs1_client_key() {
+    if enabled("mutual_tls_with_an_rsa_3072_pkcs1_client_key") {
+        mutual_tls_connects_with(ClientKey::Rsa3072Pkcs1).await;
+    }
 }
 
 #[tokio::test]
@@ -311,14 +462,47 @@ fn daemon_over_mqtts_publishes_online() {
         pki.path("ca.pem").display()
     );
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
-    let availability = daemon.topic("availability");
+    wait_online(&pki, &broker, &daemon);
+    assert_alive(&mut daemon);
+    assert!(!daemon.log().contains(PASSWORD), "password in the log");
+}
 
+/// The whole daemon, configured as docs/tls.md says, with an RSA client key in the PKCS#1
+/// format `openssl genrsa -traditional` writes.
+#[test]
+fn daemon_over_mutual_tls_with_an_rsa_client_key_publishes_online() {
+    if !enabled("daemon_over_mutual_tls_with_an_rsa_client_key_publishes_online") {
+        return;
+    }
+    let pki = Pki::generate();
+    let broker = TlsBroker::start(&pki, true);
+    let (cert, key) = pki.client_identity(ClientKey::Rsa3072Pkcs1);
+    let keys = format!(
+        "username = \"{USER}\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"\n\
+         client_cert = \"{}\"\nclient_key = \"{}\"",
+        pki.path("ca.pem").display(),
+        cert.display(),
+        key.display(),
+    );
+    let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
+    wait_online(&pki, &broker, &daemon);
+    assert_alive(&mut daemon);
+}
+
+/// Waits until `daemon` publishes `online` on its availability topic, observed by a client
+/// with the ECDSA client identity (so this works when the broker requires certificates).
+fn wait_online(pki: &Pki, broker: &TlsBroker, daemon: &DaemonProcess) {
+    let availability = daemon.topic("availability");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut options = link_options(&broker, "tls-observer", pki.path("ca.pem"));
+        let mut options = link_options(broker, "tls-observer", pki.path("ca.pem"));
+        if let Some(files) = &mut options.tls {
+            files.client_cert = Some(pki.path("client.pem"));
+            files.client_key = Some(pki.path("client.key"));
+        }
         options.subscriptions = vec![availability.clone()];
         let (_publisher, mut events) = Link::start(options);
         wait_for(&mut events, |event| {
@@ -327,8 +511,6 @@ fn daemon_over_mqtts_publishes_online() {
         })
         .await;
     });
-    assert_alive(&mut daemon);
-    assert!(!daemon.log().contains(PASSWORD), "password in the log");
 }
 
 #[test]
