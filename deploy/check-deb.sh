@@ -100,10 +100,22 @@ expect_in prerm 'stop massaged.service' "stop of massaged.service"
 expect_in postrm 'deluser' "user removal on purge"
 expect_in postrm '/var/lib/massaged' "state removal on purge"
 
-# The binary runs here when the package is for this machine's architecture.
+# The binary runs here when the package is for this machine's architecture, and a Pi's
+# package under qemu-user when it is installed with the target's libraries (.ci/cross).
 arch=$(dpkg-deb -f "$DEB" Architecture)
-if [ "$arch" = "$(dpkg --print-architecture)" ]; then
-    if version=$("$work/root/usr/bin/massaged" --version 2>&1); then
+runner=none
+case "$arch" in
+"$(dpkg --print-architecture)") runner="" ;;
+arm64) qemu=qemu-aarch64 sysroot=/usr/aarch64-linux-gnu ;;
+armhf) qemu=qemu-arm sysroot=/usr/arm-linux-gnueabihf ;;
+esac
+if [ "$runner" = none ] && [ -n "${qemu:-}" ] && command -v "$qemu" >/dev/null 2>&1 && [ -d "$sysroot" ]; then
+    runner="$qemu -L $sysroot"
+fi
+if [ "$runner" != none ]; then
+    # $runner is empty or "qemu-ARCH -L SYSROOT": word splitting wanted.
+    # shellcheck disable=SC2086
+    if version=$($runner "$work/root/usr/bin/massaged" --version 2>&1); then
         ok "binary runs: $version"
     else
         fail "usr/bin/massaged --version: $version"
@@ -111,7 +123,8 @@ if [ "$arch" = "$(dpkg --print-architecture)" ]; then
     # Built without the embedded-broker feature ([package.metadata.deb] in Cargo.toml): the
     # flag must fail at once and say why. (A build that has the broker would keep running
     # on a free port until the timeout, which fails this check too.)
-    if out=$(timeout 20 "$work/root/usr/bin/massaged" --config "$work/root/etc/massaged/massaged.toml" \
+    # shellcheck disable=SC2086
+    if out=$(timeout 20 $runner "$work/root/usr/bin/massaged" --config "$work/root/etc/massaged/massaged.toml" \
         run --embedded-broker 127.0.0.1:0 2>&1); then
         fail "run --embedded-broker succeeded: $out"
     else
@@ -121,7 +134,7 @@ if [ "$arch" = "$(dpkg --print-architecture)" ]; then
         esac
     fi
 else
-    echo "skip running the binary: package is $arch"
+    echo "skip running the binary: package is $arch (no qemu-user and target libraries here)"
 fi
 
 exit $status
