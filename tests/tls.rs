@@ -1,7 +1,8 @@
 //! `mqtts://` against a real Mosquitto TLS listener, with certificates made at test time.
 //!
-//! Needs `mosquitto` and `mosquitto_passwd`; runs only with `MASSAGED_TEST_BROKER=mosquitto` or
-//! `MASSAGED_TEST_TLS=1` (`.ci/tls` sets both up) and prints a notice otherwise.
+//! Needs `mosquitto`, `mosquitto_passwd` and `openssl` (RSA keys); runs only with
+//! `MASSAGED_TEST_BROKER=mosquitto` or `MASSAGED_TEST_TLS=1` (`.ci/tls` sets both up) and
+//! prints a notice otherwise.
 
 mod support;
 
