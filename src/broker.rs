@@ -6,7 +6,6 @@
 
 use crate::config::{BrokerAccess, BrokerCredentials, ExposureError, embedded_broker};
 use mqtt5::broker::auth::{AuthProvider, AuthResult, RateLimitedAuthProvider};
-use mqtt5::broker::config::AuthConfig;
 use mqtt5::broker::{
     BrokerConfig, BrokerShutdownHandle, MqttBroker, StorageBackendType, StorageConfig,
 };
@@ -150,11 +149,8 @@ fn run_broker(access: BrokerAccess, ready: mpsc::Sender<Ready>) {
             .with_max_packet_size(MAX_PACKET_BYTES)
             .with_max_retained_messages(MAX_RETAINED_MESSAGES)
             .with_max_retained_message_size(MAX_PACKET_BYTES);
-        let config = match access.credentials() {
-            None => config,
-            // Replaced by our provider below; only stops the default from allowing anyone.
-            Some(_) => config.with_auth(AuthConfig::default().with_allow_anonymous(false)),
-        };
+        // With a user, our provider replaces the default (allow all) before `run` accepts
+        // the first connection.
         let broker = MqttBroker::with_config(config).await.map(|broker| {
             match access.credentials() {
                 None => broker,

@@ -152,6 +152,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 None => config.log.format,
             };
             massaged::logging::init(&config.log.level, format);
+            massaged::config::warnings::log_warnings(
+                &config,
+                massaged::config::config_path(cli.config.as_deref()).as_deref(),
+            );
             runtime()?.block_on(run(config, embedded_broker))?;
             Ok(ExitCode::SUCCESS)
         }

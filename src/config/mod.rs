@@ -11,6 +11,7 @@ pub mod sections;
 mod spans;
 mod url;
 mod validate;
+pub mod warnings;
 
 pub use builtin::{BUILTIN_ROUTINES_TOML, builtin_routines};
 pub use check::{CheckReport, check_config, check_config_with_env};
@@ -23,3 +24,4 @@ pub use load::{DEFAULT_CONFIG_PATH, ENV_PREFIX, config_path, process_env};
 pub use sections::*;
 pub use url::{BrokerUrl, redact_url};
 pub use validate::{MAX_CHANNEL_SLOT, parse_pwm_output};
+pub use warnings::ConfigWarning;
