@@ -5,6 +5,12 @@
 //! window; CPU and wake-ups while a routine plays at 50 Hz; step-boundary lateness; RSS and
 //! `stop` latency under a command flood.
 //!
+//! First, the build users install (the `.deb`: `--no-default-features`) and the default build
+//! side by side: stripped binary size, idle RSS, private (unshared) memory, spawn to discovery.
+//! The deployed build is built by the bench (`cargo build --release --no-default-features
+//! --target-dir target/footprint-deployed`) unless `MASSAGED_FOOTPRINT_BINS` names the
+//! binaries to compare: `NAME=PATH,NAME=PATH` (e.g. before and after a change).
+//!
 //! `cargo bench --bench footprint [-- --idle-secs 60 --starts 10 --flood-rate 10000 --flood-secs 10]`
 //! The default idle window is 10 s so CI stays short; the documented figure uses 60.
 
@@ -12,10 +18,11 @@
 mod support;
 
 use rumqttc::QoS;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::{
-    Broker, BrokerKind, Client, Daemon, TIMEOUT, cpu_ticks, json_str_is, ms, percentile, status_kb,
-    thread_schedstats,
+    Broker, BrokerKind, Client, Daemon, TIMEOUT, cpu_ticks, json_str_is, ms, percentile,
+    smaps_rollup_kb, status_kb, thread_schedstats,
 };
 
 struct Options {
@@ -67,10 +74,121 @@ fn main() {
     println!("  machine: {}", support::machine());
     let broker = Broker::start(BrokerKind::Embedded, true);
     runtime.block_on(async {
+        builds_side_by_side(&broker, &options).await;
         startup(&broker, &options).await;
         idle_and_running(&broker, &options).await;
         flood(&broker, &options).await;
     });
+}
+
+/// Targets for the deployed build (issue 12.5).
+const TARGET_RSS_KB: u64 = 5 * 1024;
+const TARGET_DISCOVERY: Duration = Duration::from_millis(10);
+const TARGET_BINARY_BYTES: u64 = 5_000_000;
+
+/// The builds to compare, by name.
+fn builds() -> Vec<(String, PathBuf)> {
+    if let Ok(list) = std::env::var("MASSAGED_FOOTPRINT_BINS") {
+        return list
+            .split(',')
+            .map(|item| {
+                let (name, path) = item
+                    .split_once('=')
+                    .expect("MASSAGED_FOOTPRINT_BINS is NAME=PATH,NAME=PATH");
+                (name.to_owned(), PathBuf::from(path))
+            })
+            .collect();
+    }
+    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/footprint-deployed");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--no-default-features",
+            "--bin",
+            "massaged",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build for the deployed build");
+    assert!(status.success(), "building the deployed binary failed");
+    vec![
+        ("deployed".into(), target_dir.join("release/massaged")),
+        (
+            "default".into(),
+            PathBuf::from(env!("CARGO_BIN_EXE_massaged")),
+        ),
+    ]
+}
+
+/// Size, idle memory and spawn-to-discovery of every build in [`builds`], one table.
+async fn builds_side_by_side(broker: &Broker, options: &Options) {
+    let builds = builds();
+    let mut client = Client::connect(broker.addr(), "bench-builds").await;
+    client.subscribe("homeassistant/device/+/config").await;
+    client.subscribe("massaged/+/availability").await;
+    println!(
+        "  builds side by side (sim driver, idle 2 s after online; private = Private_Clean + Private_Dirty):"
+    );
+    println!(
+        "    {:<10} {:>12} {:>9} {:>12} {:>16}",
+        "build", "binary B", "RSS kB", "private kB", "discovery p50 ms"
+    );
+    for (name, bin) in &builds {
+        let size = std::fs::metadata(bin)
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
+            .len();
+        let mut discovery = Vec::new();
+        let mut idle = None;
+        for start in 0..options.starts.max(1) {
+            let daemon = Daemon::spawn_bin(bin, &broker.url(), "", false, "");
+            let config = format!("homeassistant/device/{}/config", daemon.device_id);
+            let availability = daemon.topic("availability");
+            let (mut got_discovery, mut online) = (None, false);
+            while got_discovery.is_none() || !online {
+                let m = tokio::time::timeout(TIMEOUT, client.messages.recv())
+                    .await
+                    .expect("daemon published discovery")
+                    .expect("client alive");
+                if m.topic == config {
+                    got_discovery = Some(m.at - daemon.spawned_at);
+                } else if m.topic == availability && m.payload.as_ref() == b"online" {
+                    online = true;
+                }
+            }
+            discovery.extend(got_discovery);
+            if start == 0 {
+                // Start-up work (first save, discovery) done before reading memory.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let pid = daemon.pid();
+                let private =
+                    smaps_rollup_kb(pid, "Private_Clean") + smaps_rollup_kb(pid, "Private_Dirty");
+                idle = Some((smaps_rollup_kb(pid, "Rss"), private));
+            }
+        }
+        discovery.sort();
+        let (rss, private) = idle.expect("measured");
+        let p50 = percentile(&discovery, 50.0);
+        println!(
+            "    {name:<10} {size:>12} {rss:>9} {private:>12} {:>16}",
+            ms(p50)
+        );
+        if name == "deployed" {
+            println!(
+                "      targets: binary < 5 MB {}, RSS <= 5 MiB {}, discovery <= 10 ms {}",
+                verdict(size < TARGET_BINARY_BYTES),
+                verdict(rss <= TARGET_RSS_KB),
+                verdict(p50 <= TARGET_DISCOVERY)
+            );
+        }
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
 }
 
 /// Time from spawning the process to `online` and to the discovery message.

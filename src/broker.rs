@@ -4,12 +4,27 @@
 //! The broker runs on its own OS thread with its own single-threaded tokio runtime: it works
 //! from sync and async callers alike, and stopping it drops every task and socket it owns.
 
+use crate::config::{BrokerAccess, BrokerCredentials, ExposureError, embedded_broker};
+use mqtt5::broker::auth::{AuthProvider, AuthResult, RateLimitedAuthProvider};
 use mqtt5::broker::{
     BrokerConfig, BrokerShutdownHandle, MqttBroker, StorageBackendType, StorageConfig,
 };
+use mqtt5::packet::connect::ConnectPacket;
+use mqtt5::protocol::v5::reason_codes::ReasonCode;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::pin::Pin;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+
+/// Largest MQTT packet the broker accepts from any client: the largest the daemon's own client
+/// takes in. A bigger packet could never reach the daemon; it closes that client's connection
+/// before the broker buffers it (the default would be 256 MiB, enough to get us OOM-killed).
+pub const MAX_PACKET_BYTES: usize = crate::mqtt::link::MAX_INCOMING_PACKET as usize;
+
+/// Retained messages kept at once: the daemon keeps three per device (availability, state,
+/// discovery); the rest is room for other clients' topics, bounded.
+const MAX_RETAINED_MESSAGES: usize = 1000;
 
 /// Log filter directive that keeps the broker's per-connection chatter out of the logs; add it
 /// to the daemon's `EnvFilter`.
@@ -32,10 +47,14 @@ pub enum BrokerError {
     /// The broker thread ended before reporting its address.
     #[error("embedded mqtt broker on {0} stopped during start-up")]
     Crashed(SocketAddr),
+    /// The address is not loopback and no login is configured.
+    #[error(transparent)]
+    Exposure(#[from] ExposureError),
 }
 
-/// A running in-process MQTT 3.1.1/5 broker: retained messages and wills in memory only,
-/// anonymous clients allowed. Stopped when dropped.
+/// A running in-process MQTT 3.1.1/5 broker: retained messages and wills in memory only;
+/// anonymous clients on loopback, or one user with a password (see [`BrokerAccess`]); packets
+/// up to [`MAX_PACKET_BYTES`]. Stopped when dropped.
 pub struct EmbeddedBroker {
     local_addr: SocketAddr,
     shutdown: BrokerShutdownHandle,
@@ -43,14 +62,22 @@ pub struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
-    /// Starts a broker listening on `addr`; port 0 picks a free port (see [`Self::local_addr`]).
+    /// Starts a broker for anonymous clients on the loopback address `addr` (any other address
+    /// is refused); port 0 picks a free port (see [`Self::local_addr`]).
     ///
     /// Returns once the listener is bound, so clients may connect at once.
     pub fn start(addr: SocketAddr) -> Result<EmbeddedBroker, BrokerError> {
+        let access = BrokerAccess::new(addr, None, embedded_broker::DEFAULT_MAX_CLIENTS)?;
+        EmbeddedBroker::start_with(access)
+    }
+
+    /// Starts a broker with the address, login and client limit of `access`.
+    pub fn start_with(access: BrokerAccess) -> Result<EmbeddedBroker, BrokerError> {
+        let addr = access.addr();
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("mqtt-broker".into())
-            .spawn(move || run_broker(addr, ready_tx))
+            .spawn(move || run_broker(access, ready_tx))
             .map_err(BrokerError::Thread)?;
         match ready_rx.recv() {
             Ok(Ok((local_addr, shutdown))) => Ok(EmbeddedBroker {
@@ -96,7 +123,8 @@ impl Drop for EmbeddedBroker {
 type Ready = Result<(SocketAddr, BrokerShutdownHandle), BrokerError>;
 
 /// Body of the broker thread: bind, report, serve until shut down.
-fn run_broker(addr: SocketAddr, ready: mpsc::Sender<Ready>) {
+fn run_broker(access: BrokerAccess, ready: mpsc::Sender<Ready>) {
+    let addr = access.addr();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -116,8 +144,26 @@ fn run_broker(addr: SocketAddr, ready: mpsc::Sender<Ready>) {
                     .with_backend(StorageBackendType::Memory)
                     .with_persistence(false),
             )
-            .with_sys_topics_enabled(false);
-        let mut broker = match MqttBroker::with_config(config).await {
+            .with_sys_topics_enabled(false)
+            .with_max_clients(access.max_clients())
+            .with_max_packet_size(MAX_PACKET_BYTES)
+            .with_max_retained_messages(MAX_RETAINED_MESSAGES)
+            .with_max_retained_message_size(MAX_PACKET_BYTES);
+        // With a user, our provider replaces the default (allow all) before `run` accepts
+        // the first connection.
+        let broker = MqttBroker::with_config(config).await.map(|broker| {
+            match access.credentials() {
+                None => broker,
+                Some(user) => {
+                    let user: Arc<dyn AuthProvider> = Arc::new(OneUser(user.clone()));
+                    // Five failed logins per address or user name in a minute lock it out.
+                    broker.with_auth_provider(Arc::new(
+                        RateLimitedAuthProvider::with_default_limits(user),
+                    ))
+                }
+            }
+        });
+        let mut broker = match broker {
             Ok(broker) => broker,
             Err(error) => {
                 let _ = ready.send(Err(BrokerError::Listen {
@@ -162,6 +208,64 @@ fn run_broker(addr: SocketAddr, ready: mpsc::Sender<Ready>) {
     // Dropping the runtime here drops every connection task and closes their sockets.
 }
 
+/// Accepts exactly one user name and password; everything else, anonymous clients included,
+/// is refused with "bad user name or password". Authenticated clients may use every topic.
+struct OneUser(BrokerCredentials);
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl AuthProvider for OneUser {
+    fn authenticate<'a>(
+        &'a self,
+        connect: &'a ConnectPacket,
+        client: SocketAddr,
+    ) -> Boxed<'a, mqtt5::Result<AuthResult>> {
+        let matches = connect.username.as_deref() == Some(self.0.username.as_str())
+            && connect
+                .password
+                .as_deref()
+                .is_some_and(|password| same_secret(password, self.0.password.as_bytes()));
+        if !matches {
+            tracing::warn!(%client, username = ?connect.username, "embedded mqtt broker: login refused");
+        }
+        Box::pin(async move {
+            Ok(if matches {
+                AuthResult::success_with_user(self.0.username.clone())
+            } else {
+                AuthResult::fail(ReasonCode::BadUsernameOrPassword)
+            })
+        })
+    }
+
+    fn authorize_publish<'a>(
+        &'a self,
+        _client_id: &str,
+        user: Option<&'a str>,
+        _topic: &'a str,
+    ) -> Boxed<'a, bool> {
+        Box::pin(async move { user == Some(self.0.username.as_str()) })
+    }
+
+    fn authorize_subscribe<'a>(
+        &'a self,
+        _client_id: &str,
+        user: Option<&'a str>,
+        _topic_filter: &'a str,
+    ) -> Boxed<'a, bool> {
+        Box::pin(async move { user == Some(self.0.username.as_str()) })
+    }
+}
+
+/// Compares in time independent of where the first difference is, so response times do not
+/// reveal how much of a guessed password was right.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let differing = given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    given.len() == expected.len() && differing == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +280,23 @@ mod tests {
         assert!(std::net::TcpStream::connect(addr).is_err());
         let again = EmbeddedBroker::start(addr).unwrap();
         assert_eq!(again.local_addr(), addr);
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"s3cret!", b"s3cret"));
+        assert!(!same_secret(b"S3cret", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
+
+    #[test]
+    fn start_refuses_a_non_loopback_address() {
+        let error = EmbeddedBroker::start(SocketAddr::from(([0, 0, 0, 0], 0)))
+            .err()
+            .expect("anonymous on every interface");
+        assert!(error.to_string().contains("[embedded_broker]"), "{error}");
     }
 
     #[test]

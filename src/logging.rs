@@ -7,7 +7,9 @@
 
 use crate::config::LogFormat;
 use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
+// `Targets` (target=level lists) rather than `EnvFilter`: same level syntax, without the
+// regex engine `EnvFilter` brings (see docs/PERFORMANCE.md, footprint).
+use tracing_subscriber::filter::Targets as LogFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -59,11 +61,11 @@ pub fn init(level: &str, format: LogFormat) {
             }
         },
         Sink::Json => tracing_subscriber::fmt()
-            .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .finish()
+            .with(filter)
             .try_init(),
         Sink::Text { ansi, timestamps } => text_init(filter, ansi, timestamps),
     };
@@ -79,18 +81,17 @@ pub fn init(level: &str, format: LogFormat) {
 }
 
 fn text_init(
-    filter: EnvFilter,
+    filter: LogFilter,
     ansi: bool,
     timestamps: bool,
 ) -> Result<(), tracing_subscriber::util::TryInitError> {
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     if timestamps {
-        builder.finish().try_init()
+        builder.finish().with(filter).try_init()
     } else {
-        builder.without_time().finish().try_init()
+        builder.without_time().finish().with(filter).try_init()
     }
 }
 
@@ -113,15 +114,15 @@ fn journald_layer() -> std::io::Result<tracing_journald::Layer> {
 
 /// The filter from `RUST_LOG` if set and valid, else `level`, else [`FALLBACK_LEVEL`];
 /// with a message when something given was not understood.
-fn pick_filter(level: &str, rust_log: Option<&str>) -> (EnvFilter, Option<String>) {
+fn pick_filter(level: &str, rust_log: Option<&str>) -> (LogFilter, Option<String>) {
     let mut warning = None;
     if let Some(directives) = rust_log.filter(|d| !d.trim().is_empty()) {
-        match EnvFilter::try_new(directives) {
+        match directives.parse::<LogFilter>() {
             Ok(filter) => return (filter, None),
             Err(error) => warning = Some(format!("RUST_LOG={directives:?}: {error}")),
         }
     }
-    // EnvFilter reads a bare word as a target name ("loud" = trace for target `loud`);
+    // The filter reads a bare word as a target name ("loud" = trace for target `loud`);
     // in the config that is a typo for a level, so say so instead.
     let bare_non_level = level.split(',').map(str::trim).find(|directive| {
         !directive.contains('=')
@@ -133,16 +134,21 @@ fn pick_filter(level: &str, rust_log: Option<&str>) -> (EnvFilter, Option<String
         let message = format!(
             "log.level = {level:?}: {directive:?} is not a level (trace, debug, info, warn, error, off)"
         );
-        return (EnvFilter::new(FALLBACK_LEVEL), Some(message));
+        return (fallback_filter(), Some(message));
     }
     // The embedded broker logs every connection at info; only its problems matter here.
-    match EnvFilter::try_new(format!("{level},mqtt5=warn")) {
+    match format!("{level},mqtt5=warn").parse::<LogFilter>() {
         Ok(filter) => (filter, warning),
         Err(error) => (
-            EnvFilter::new(FALLBACK_LEVEL),
+            fallback_filter(),
             Some(format!("log.level = {level:?}: {error}")),
         ),
     }
+}
+
+/// [`FALLBACK_LEVEL`] for every target.
+fn fallback_filter() -> LogFilter {
+    LogFilter::new().with_default(tracing::Level::INFO)
 }
 
 /// Picks the sink. `journal_stream` is `$JOURNAL_STREAM` (`DEVICE:INODE` of the journal

@@ -152,6 +152,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 None => config.log.format,
             };
             massaged::logging::init(&config.log.level, format);
+            massaged::config::warnings::log_warnings(
+                &config,
+                massaged::config::config_path(cli.config.as_deref()).as_deref(),
+            );
             runtime()?.block_on(run(config, embedded_broker))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -278,18 +282,32 @@ fn simulate(
     Ok(())
 }
 
-async fn run(config: Config, embedded_broker: Option<SocketAddr>) -> Result<()> {
+#[cfg_attr(not(feature = "embedded-broker"), allow(unused_mut))]
+async fn run(mut config: Config, embedded_broker: Option<SocketAddr>) -> Result<()> {
     // Only the embedded broker changes the options.
     #[cfg_attr(not(feature = "embedded-broker"), allow(unused_mut))]
     let mut options = massaged::daemon::RunOptions::default();
     #[cfg(feature = "embedded-broker")]
     let _broker = match embedded_broker {
         Some(addr) => {
-            let broker = massaged::broker::EmbeddedBroker::start(addr)
+            let access = config.embedded_broker.access(addr)?;
+            let broker = massaged::broker::EmbeddedBroker::start_with(access.clone())
                 .with_context(|| format!("starting the embedded broker on {addr}"))?;
             let local = broker.local_addr();
             tracing::info!(addr = %local, "embedded MQTT broker listening");
-            options.broker_override = Some((local.ip().to_string(), local.port()));
+            // The daemon is one of the broker's clients: same address (loopback when the broker
+            // listens on every interface) and, when the broker asks for one, the same login.
+            let host = match local.ip() {
+                std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+                std::net::IpAddr::V6(ip) if ip.is_unspecified() => "::1".to_owned(),
+                ip => ip.to_string(),
+            };
+            options.broker_override = Some((host, local.port()));
+            if let Some(user) = access.credentials() {
+                config.mqtt.username = Some(user.username.clone());
+                config.mqtt.password = Some(user.password.clone());
+                config.mqtt.password_file = None;
+            }
             Some(broker)
         }
         None => None,

@@ -1,7 +1,7 @@
 //! Loading configuration text and environment overrides, and the errors users see.
 
 use massaged::config::{
-    CheckReport, Config, ConfigErrors, DriverKind, Location, builtin_routines,
+    CheckReport, Config, ConfigErrors, ConfigWarning, DriverKind, Location, builtin_routines,
     check_config_with_env,
 };
 use std::io::Write;
@@ -446,6 +446,9 @@ fn check_config_summarises_a_valid_file_without_the_password() {
             broker: "mqtt://ha:***@broker.lan".into(),
             routines: builtin_routines().len() + 1,
             user_routines: 1,
+            warnings: vec![ConfigWarning::ClearTextPassword {
+                host: "broker.lan".into()
+            }],
         }
     );
     let text = report.to_string();
@@ -487,4 +490,33 @@ fn every_syntax_error_points_somewhere_even_past_the_recursion_limit() {
             "{issue:?} names no key and no place"
         );
     }
+}
+
+#[test]
+fn check_config_warns_of_a_clear_text_password_in_a_readable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bedroom.toml");
+    std::fs::write(
+        &path,
+        "[mqtt]\nurl = \"mqtt://10.0.0.2\"\npassword = \"s3cret\"\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let report = check_config_with_env(Some(&path), &no_env()).expect("valid");
+    let text = report.to_string();
+    assert_eq!(report.warnings.len(), 2, "{text}");
+    assert!(
+        text.contains("warning: the MQTT password goes to 10.0.0.2 in clear text"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("chmod 600 {}", path.display())),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let report = check_config_with_env(Some(&path), &no_env()).expect("valid");
+    assert_eq!(report.warnings.len(), 1, "{report}");
 }

@@ -165,6 +165,17 @@ impl Daemon {
     /// Spawns `massaged run` against `url`; `mqtt_extra` goes into `[mqtt]`, `tail` after
     /// everything (routines). Logs at info to a file in the temp dir.
     pub fn spawn(url: &str, mqtt_extra: &str, record: bool, tail: &str) -> Daemon {
+        Daemon::spawn_bin(
+            Path::new(env!("CARGO_BIN_EXE_massaged")),
+            url,
+            mqtt_extra,
+            record,
+            tail,
+        )
+    }
+
+    /// [`Daemon::spawn`] with another build of the binary (the footprint comparison).
+    pub fn spawn_bin(bin: &Path, url: &str, mqtt_extra: &str, record: bool, tail: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let device_id = format!("b{:08x}", fastrand::u32(..));
         let record_line = if record {
@@ -187,7 +198,7 @@ impl Daemon {
         .expect("daemon config");
         let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
         let spawned_at = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_massaged"))
+        let child = Command::new(bin)
             .arg("run")
             .arg("--config")
             .arg(&config)
@@ -385,6 +396,18 @@ pub fn status_kb(pid: u32, field: &str) -> u64 {
             rest.split_whitespace().next()?.parse().ok()
         })
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// A field of `/proc/PID/smaps_rollup` in kB (`Rss`, `Private_Clean`, `Private_Dirty`, ...).
+pub fn smaps_rollup_kb(pid: u32, field: &str) -> u64 {
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).expect("proc smaps_rollup");
+    text.lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/smaps_rollup"))
 }
 
 /// CPU time (utime + stime) of every thread of `pid`, in clock ticks (1/100 s on Linux).

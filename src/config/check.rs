@@ -4,6 +4,7 @@ use super::error::ConfigErrors;
 use super::load::config_path;
 use super::sections::{Config, DriverKind};
 use super::url::redact_url;
+use super::warnings::{ConfigWarning, config_warnings};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,8 @@ pub struct CheckReport {
     pub routines: usize,
     /// Of those, the user's own.
     pub user_routines: usize,
+    /// Things that work but deserve attention (clear-text password, readable secrets).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl fmt::Display for CheckReport {
@@ -39,7 +42,11 @@ impl fmt::Display for CheckReport {
             self.routines,
             self.routines - self.user_routines,
             self.user_routines
-        )
+        )?;
+        for warning in &self.warnings {
+            write!(f, "\nwarning: {warning}")?;
+        }
+        Ok(())
     }
 }
 
@@ -68,6 +75,7 @@ pub fn check_config_with_env(
     let in_file = |errors: ConfigErrors| errors.in_file(file.clone());
     let routines = config.routine_library().map_err(in_file)?;
     config.engine_config().map_err(in_file)?;
+    let warnings = config_warnings(&config, file.as_deref());
     Ok(CheckReport {
         file,
         device_id: config.device_id(),
@@ -75,5 +83,6 @@ pub fn check_config_with_env(
         broker: redact_url(&config.mqtt.url),
         routines: routines.len(),
         user_routines: config.routines.len(),
+        warnings,
     })
 }

@@ -27,6 +27,8 @@ pub struct Config {
     pub store: StoreSection,
     /// Logging.
     pub log: LogSection,
+    /// Who may connect to `run --embedded-broker`.
+    pub embedded_broker: super::embedded_broker::EmbeddedBrokerSection,
     /// User routines, in the same format as the built-ins.
     pub routines: Vec<Routine>,
 }

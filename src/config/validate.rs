@@ -37,6 +37,7 @@ impl Config {
         self.check_driver(&mut issues);
         self.check_engine_and_safety(&mut issues);
         check_routines(&mut issues, &builtin_routines(), &self.routines);
+        issues.extend(self.embedded_broker.issues());
         issues
     }
 

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 /// Largest packet accepted from the broker, announced in CONNECT; commands are far smaller
 /// (`mqtt.max_payload_bytes`). The outgoing limit is the broker's, announced in its CONNACK.
-const MAX_INCOMING_PACKET: u32 = 64 * 1024;
+pub const MAX_INCOMING_PACKET: u32 = 64 * 1024;
 /// Unacknowledged QoS 1 publishes allowed at once (the broker may allow fewer).
 const MAX_OUTGOING_INFLIGHT: u16 = 100;
 /// Requests (publishes, subscribes) buffered between publishers and the event loop.
