@@ -9,6 +9,7 @@ use crate::config::LogFormat;
 use std::io::IsTerminal;
 // `Targets` (target=level lists) rather than `EnvFilter`: same level syntax, without the
 // regex engine `EnvFilter` brings (see docs/PERFORMANCE.md, footprint).
+use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets as LogFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -62,6 +63,7 @@ pub fn init(level: &str, format: LogFormat) {
         },
         Sink::Json => tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_max_level(LevelFilter::TRACE)
             .json()
             .flatten_event(true)
             .finish()
@@ -85,8 +87,10 @@ fn text_init(
     ansi: bool,
     timestamps: bool,
 ) -> Result<(), tracing_subscriber::util::TryInitError> {
+    // The builder's own level (INFO unless set) would cap `filter`: let `filter` decide.
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_max_level(LevelFilter::TRACE)
         .with_ansi(ansi);
     if timestamps {
         builder.finish().with(filter).try_init()
@@ -124,12 +128,10 @@ fn pick_filter(level: &str, rust_log: Option<&str>) -> (LogFilter, Option<String
     }
     // The filter reads a bare word as a target name ("loud" = trace for target `loud`);
     // in the config that is a typo for a level, so say so instead.
-    let bare_non_level = level.split(',').map(str::trim).find(|directive| {
-        !directive.contains('=')
-            && directive
-                .parse::<tracing::level_filters::LevelFilter>()
-                .is_err()
-    });
+    let bare_non_level = level
+        .split(',')
+        .map(str::trim)
+        .find(|directive| !directive.contains('=') && directive.parse::<LevelFilter>().is_err());
     if let Some(directive) = bare_non_level {
         let message = format!(
             "log.level = {level:?}: {directive:?} is not a level (trace, debug, info, warn, error, off)"
