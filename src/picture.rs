@@ -328,10 +328,10 @@ pub fn timeline_svg(timeline: &Timeline) -> String {
 
     let routine = &timeline.routine;
     let mut out = String::with_capacity(4096);
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height_px}\" \
-         viewBox=\"0 0 {WIDTH} {height_px}\" font-family=\"sans-serif\" font-size=\"11\">\n"
+         viewBox=\"0 0 {WIDTH} {height_px}\" font-family=\"sans-serif\" font-size=\"11\">"
     );
     let settings = format!(
         "{} min at {}%, heat {}",

@@ -168,20 +168,21 @@ async fn forget_clears_discovery_state_and_availability() {
     }
 }
 
-/// Runs massaged with its stdout a pipe whose reading end is already closed, as after
-/// `massaged ... | head -0`: the first write fails with a broken pipe.
+/// Runs massaged with its stdout a pipe whose reading end is closed at once, as after
+/// `massaged ... | head -0`: writes fail with a broken pipe (`std::io::pipe` would close it
+/// before the start, but is newer than the MSRV).
 fn massaged_into_closed_pipe(args: &[&str]) -> Output {
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    Command::new(env!("CARGO_BIN_EXE_massaged"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_massaged"))
         .args(args)
         .env_remove("RUST_LOG")
         .env_remove("MASSAGED_CONFIG")
         .env("RUST_BACKTRACE", "1")
-        .stdout(writer)
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .output()
-        .expect("run massaged")
+        .spawn()
+        .expect("run massaged");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("wait for massaged")
 }
 
 fn assert_quiet_end(out: &Output, what: &str) {
