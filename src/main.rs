@@ -48,7 +48,11 @@ enum Cmd {
         device: Option<String>,
     },
     /// List the routines: id, name, length and description.
-    Routines,
+    Routines {
+        /// Instead, write DIR/routines.md and a picture of every routine as DIR/routines/<id>.svg.
+        #[arg(long, value_name = "DIR")]
+        markdown: Option<PathBuf>,
+    },
     /// Print the deterministic timeline of a routine without touching any device.
     Simulate {
         /// Routine id or display name.
@@ -62,7 +66,10 @@ enum Cmd {
         /// Frames per second (default: engine.frame_hz from the config).
         #[arg(long)]
         frame_hz: Option<u32>,
-        /// Output format.
+        /// Heat during the session.
+        #[arg(long)]
+        heat: bool,
+        /// Output format (`svg`: a picture of the session).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -119,6 +126,7 @@ enum Format {
     Table,
     Json,
     Csv,
+    Svg,
 }
 
 fn main() -> ExitCode {
@@ -175,15 +183,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             massaged::logging::init("warn", massaged::config::LogFormat::Text);
             let (options, topics) = client_target(&config, device)?;
             runtime()?.block_on(massaged::forget::run(options, topics))?;
-            println!(
-                "removed {} from Home Assistant and cleared its retained topics",
+            emit(&format!(
+                "removed {} from Home Assistant and cleared its retained topics\n",
                 topics_root(&config)
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Routines => {
+        Cmd::Routines { markdown } => {
             let config = load(&cli.config)?;
-            print_routines(&config)?;
+            match markdown {
+                Some(dir) => write_library_docs(&config, &dir)?,
+                None => print_routines(&config)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Simulate {
@@ -191,16 +202,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             minutes,
             intensity,
             frame_hz,
+            heat,
             format,
         } => {
             let config = load(&cli.config)?;
-            simulate(&config, &routine, minutes, intensity, frame_hz, format)?;
+            let session = SimulateArgs {
+                minutes,
+                intensity,
+                frame_hz,
+                heat,
+            };
+            simulate(&config, &routine, &session, format)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { path } => {
             match massaged::config::check_config(path.or(cli.config).as_deref()) {
                 Ok(report) => {
-                    println!("{report}");
+                    emit(&format!("{report}\n"))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
@@ -216,17 +234,47 @@ fn load(path: &Option<PathBuf>) -> Result<Config> {
     Config::load(path.as_deref()).context("loading the configuration")
 }
 
+/// Writes `text` to stdout. A closed stdout (a pipe into `head`) ends the output quietly: the
+/// reader has what it wanted, which is not an error worth a message or a panic.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
+}
+
+fn write_library_docs(config: &Config, dir: &std::path::Path) -> Result<()> {
+    let docs =
+        massaged::picture::library_docs(&config.engine_config()?, &config.routine_library()?)?;
+    let pictures = dir.join("routines");
+    std::fs::create_dir_all(&pictures)
+        .with_context(|| format!("creating {}", pictures.display()))?;
+    for (file, svg) in &docs.pictures {
+        let path = pictures.join(file);
+        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let page = dir.join("routines.md");
+    std::fs::write(&page, &docs.markdown).with_context(|| format!("writing {}", page.display()))?;
+    Ok(())
+}
+
 fn print_routines(config: &Config) -> Result<()> {
+    use std::fmt::Write as _;
     let routines = config.routine_library()?;
     let width = routines.iter().map(|r| r.id.len()).max().unwrap_or(2);
     let name_width = routines.iter().map(|r| r.name.len()).max().unwrap_or(4);
-    println!(
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "{:<width$}  {:<name_width$}  {:>6}  description",
         "id", "name", "length"
     );
     for r in &routines {
         let secs = r.duration().as_secs();
-        println!(
+        let _ = writeln!(
+            text,
             "{:<width$}  {:<name_width$}  {:>3}:{:02}  {}",
             r.id,
             r.name,
@@ -235,17 +283,24 @@ fn print_routines(config: &Config) -> Result<()> {
             r.description
         );
     }
-    Ok(())
+    emit(&text)
 }
 
-fn simulate(
-    config: &Config,
-    routine: &str,
+/// Session settings of `massaged simulate`.
+struct SimulateArgs {
     minutes: Option<u32>,
     intensity: u32,
     frame_hz: Option<u32>,
-    format: Format,
-) -> Result<()> {
+    heat: bool,
+}
+
+fn simulate(config: &Config, routine: &str, session: &SimulateArgs, format: Format) -> Result<()> {
+    let SimulateArgs {
+        minutes,
+        intensity,
+        frame_hz,
+        heat,
+    } = *session;
     let mut engine_config = config.engine_config()?;
     if let Some(hz) = frame_hz {
         engine_config.frame_hz = hz;
@@ -261,7 +316,7 @@ fn simulate(
         routine: routine.to_string(),
         intensity,
         minutes,
-        heat: false,
+        heat,
         relaxer_date: None,
     };
     let engine = Engine::new(engine_config, routines, settings, Default::default())?;
@@ -269,6 +324,7 @@ fn simulate(
         routine: Some(routine.to_string()),
         minutes: Some(minutes),
         intensity: Some(intensity),
+        heat: Some(heat),
         force: true,
         ..Command::action(massaged::core::Action::Start)
     };
@@ -277,9 +333,9 @@ fn simulate(
         Format::Table => timeline.to_table(),
         Format::Json => timeline.to_json(),
         Format::Csv => timeline.to_csv(),
+        Format::Svg => massaged::picture::timeline_svg(&timeline),
     };
-    print!("{text}");
-    Ok(())
+    emit(&text)
 }
 
 #[cfg_attr(not(feature = "embedded-broker"), allow(unused_mut))]
