@@ -323,11 +323,12 @@ impl Shell {
             match action {
                 Action::WriteFrame(frame) => self.front.write(frame),
                 Action::Publish(publish) => {
-                    if let Err(error) =
-                        self.publisher
-                            .try_publish(&publish.topic, publish.payload, publish.retain)
+                    // A full queue sheds the publish: counted, and logged once per second.
+                    if self
+                        .publisher
+                        .try_publish(&publish.topic, publish.payload, publish.retain)
+                        .is_err()
                     {
-                        tracing::debug!(%error, "mqtt publish not queued");
                         self.service.handle_shed(Instant::now(), 1);
                     }
                 }
