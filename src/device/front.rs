@@ -218,6 +218,9 @@ async fn serve(
     let report = |report| {
         let _ = reports.send(report);
     };
+    // Set after a failure zeroed the outputs: later failures of the same broken device do not
+    // rewrite every output again.
+    let mut zeroed_after_failure = false;
     loop {
         let requests = loop {
             let requests = shared.take();
@@ -227,13 +230,18 @@ async fn serve(
             shared.wake.notified().await;
         };
         if requests.recover {
-            report(DeviceReport::Recovered(driver.recover().await));
+            let result = driver.recover().await;
+            zeroed_after_failure &= result.is_err();
+            report(DeviceReport::Recovered(result));
         }
         let mut wrote = false;
         if let Some(frame) = requests.frame {
             match driver.write(&frame).await {
-                Ok(()) => wrote = true,
-                Err(error) => fail(&mut driver, error, &report).await,
+                Ok(()) => {
+                    wrote = true;
+                    zeroed_after_failure = false;
+                }
+                Err(error) => fail(&mut driver, error, &mut zeroed_after_failure, &report).await,
             }
         }
         // A frame is a heartbeat too; a lost serial port has nothing to keep alive.
@@ -242,7 +250,7 @@ async fn serve(
             && driver.heartbeat_due().is_some()
             && let Err(error) = driver.heartbeat().await
         {
-            fail(&mut driver, error, &report).await;
+            fail(&mut driver, error, &mut zeroed_after_failure, &report).await;
         }
         if requests.close {
             report(DeviceReport::Closed(driver.close().await));
@@ -251,10 +259,18 @@ async fn serve(
     }
 }
 
-/// Zeroes what can be zeroed, then reports the failure.
-async fn fail(driver: &mut Driver, error: DeviceError, report: &impl Fn(DeviceReport)) {
-    if let Err(off) = driver.all_off().await {
-        tracing::warn!(error = %off, "could not zero the outputs after the device failed");
+/// Zeroes what can be zeroed (once per run of failures), then reports the failure.
+async fn fail(
+    driver: &mut Driver,
+    error: DeviceError,
+    zeroed: &mut bool,
+    report: &impl Fn(DeviceReport),
+) {
+    if !*zeroed {
+        *zeroed = true;
+        if let Err(off) = driver.all_off().await {
+            tracing::warn!(error = %off, "could not zero the outputs after the device failed");
+        }
     }
     report(DeviceReport::Failed(error));
 }
