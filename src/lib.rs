@@ -11,6 +11,7 @@ pub mod forget;
 pub mod logging;
 pub mod mqtt;
 pub mod picture;
+pub mod service;
 pub mod store;
 pub mod systemd;
 pub mod timeline;

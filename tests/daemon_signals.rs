@@ -56,3 +56,47 @@ async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly(
         "{saved}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_sigquit_stop_the_session_like_sigterm() {
+    for name in ["HUP", "QUIT"] {
+        let broker = TestBroker::start();
+        let mut daemon = DaemonProcess::spawn(&broker, "");
+        let mut client = daemon.online_watcher(&broker, &format!("sig-{name}")).await;
+        client
+            .publish(
+                &daemon.topic("set"),
+                r#"{"action":"start","routine":"temple-circles"}"#,
+                false,
+            )
+            .await;
+        assert!(
+            daemon.wait_frames(TIMEOUT, |frames| frames
+                .last()
+                .is_some_and(|(_, l)| l.iter().any(|&v| v > 0))),
+            "outputs come on: {}",
+            daemon.log()
+        );
+        daemon.signal(name);
+        let status = daemon.wait_exit(TIMEOUT).expect("exits");
+        assert!(status.success(), "SIG{name}: {status:?}\n{}", daemon.log());
+        client
+            .expect(
+                &daemon.topic("availability"),
+                |m| m.text() == "offline",
+                TIMEOUT,
+            )
+            .await;
+        let last = daemon.last_frame().expect("frames recorded");
+        assert!(
+            last.iter().all(|&l| l == 0),
+            "SIG{name}: last frame {last:?}"
+        );
+        assert!(
+            daemon.log().contains(&format!("signal=\"SIG{name}\""))
+                || daemon.log().contains(&format!("signal=SIG{name}")),
+            "{}",
+            daemon.log()
+        );
+    }
+}

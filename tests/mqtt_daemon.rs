@@ -358,9 +358,17 @@ async fn relaxer_guard_refuses_a_start_unless_forced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_is_rate_limited_but_stop_still_gets_through() {
-    let mut rig = Rig::up("flood", "").await;
-    // Defaults: a burst of 40, then 20 per second. Each publish waits for the broker's
-    // acknowledgement, so 60 of them take far less than the second a refill of 20 needs.
+    // One token a second: the limiter's timing is proven in virtual time
+    // (src/service/tests.rs); here only the wiring, whatever the machine's speed.
+    let broker = TestBroker::start();
+    let daemon = DaemonProcess::spawn_with_env(
+        &broker,
+        "",
+        &[("MASSAGED__MQTT__RATE_LIMIT_PER_S", "1".as_ref())],
+    );
+    let mut rig = Rig::attach(broker, daemon, "flood").await;
+    let started = Instant::now();
+    // Default burst: 40.
     for n in 0..60 {
         rig.send(format!(r#"{{"action":"pause","id":"f{n}"}}"#))
             .await;
@@ -380,20 +388,18 @@ async fn a_flood_is_rate_limited_but_stop_still_gets_through() {
             codes.push(response["code"].as_str().unwrap_or("").to_owned());
         }
     }
+    let refills = started.elapsed().as_secs() as usize + 1;
     let (position, stop) = stop.expect("loop ends with it");
     assert_eq!(stop, serde_json::json!({"id": "stop", "ok": true}));
     assert_eq!(position, 60, "responses come in command order");
-    let limited_before = codes[..60].iter().filter(|c| *c == "rate_limited").count();
-    let limited_after = codes[60..].iter().filter(|c| *c == "rate_limited").count();
     assert!(
         codes[..40].iter().all(|c| c == "not_running"),
         "the burst passes the limiter: {codes:?}"
     );
-    // Only a few tokens come back during the flood, even on a slow machine.
-    assert!(limited_before >= 1, "flood limited before stop: {codes:?}");
+    let limited = codes[40..].iter().filter(|c| *c == "rate_limited").count();
     assert!(
-        limited_after >= 1,
-        "flood still limited after stop: {codes:?}"
+        limited + refills >= 30,
+        "beyond the burst only refilled tokens pass: {codes:?}"
     );
     assert!(
         codes
@@ -533,21 +539,15 @@ async fn home_assistant_online_triggers_a_republish() {
     // Rig::up consumed availability, discovery and state.
     assert!(rig.seen.iter().any(|(topic, _)| *topic == discovery));
 
-    let asked = Instant::now();
+    // The random delay and its bounds are the service's, tested in virtual time.
     rig.client
         .publish("homeassistant/status", "online", false)
         .await;
     rig.expect_text("availability", "online").await;
-    let delay = asked.elapsed();
     let config = rig.expect_raw(&discovery, |_| true).await;
     assert!(config.payload.len() > 1000, "the full discovery payload");
     let state = rig.expect_state(|_| true).await;
     assert_eq!(state["state"], "idle", "{state}");
-    // The daemon waits a random 0.2–2.5 s so that many devices do not answer at once.
-    assert!(
-        delay >= Duration::from_millis(200) && delay < Duration::from_millis(3500),
-        "republished after {delay:?}"
-    );
 }
 
 /// A routine of four 2-second steps, so step events come quickly.

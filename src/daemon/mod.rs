@@ -1,27 +1,29 @@
-//! `massaged run`: wires MQTT, the engine, the device and the store with one `select!` loop.
+//! `massaged run`: wiring only. The pure [`Service`] decides; this module opens the device,
+//! the store and the MQTT link, feeds the service its inputs from one `select!` loop and
+//! executes the actions it returns.
 
 pub mod calendar;
-pub mod rate;
 mod saver;
+mod signals;
 
 use crate::config::Config;
-use crate::core::{Action, Engine, Fault, Output, RejectCode, Rejection, SessionState};
-use crate::device::{DeviceError, Driver};
-use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
+use crate::core::Engine;
+use crate::device::DeviceError;
+use crate::device::front::{self, DeviceReport, Front};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
 use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
-use crate::mqtt::render::{
-    WallClock, render_event, render_rejected, render_response, render_state,
-};
-use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
-use crate::store::{SavedState, Store};
+use crate::mqtt::render::WallClock;
+use crate::mqtt::topics::{PAYLOAD_OFFLINE, Topics};
+use crate::service::{Action, DeviceFailure, LinkInput, Notice, Service, ServiceConfig, Signal};
+use crate::store::Store;
 use crate::systemd::Notifier;
-use rate::TokenBucket;
 use saver::Saver;
+use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
-use tokio::time::sleep_until;
+use tokio::time::{MissedTickBehavior, sleep_until};
+
+pub use signals::shutdown_signal;
 
 /// Why the daemon could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -53,47 +55,27 @@ pub struct RunOptions {
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Longest wait for the broker to take `offline` and our DISCONNECT on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
-/// Home Assistant asks for a republish with its birth message; spread the answers.
-const REPUBLISH_DELAY_MS: std::ops::Range<u64> = 200..2500;
+/// Link events handled per loop turn at most, so timers get their turn during a flood.
+const EVENT_BATCH: usize = 32;
 
-/// The running service's state, owned by the main loop.
-struct Daemon {
-    engine: Engine,
-    driver: Driver,
-    publisher: Publisher,
-    topics: Topics,
-    discovery: Option<String>,
-    clock: WallClock,
-    bucket: TokenBucket,
-    max_payload: usize,
-    saver: Saver,
-    saved: SavedState,
-    connected: bool,
-    /// Publishes dropped since the last warning about them.
-    publishes_dropped: std::cell::Cell<u64>,
-    /// When the last dropped-publish warning was logged.
-    drop_warned_at: std::cell::Cell<Option<Instant>>,
-    /// When the last `rate_limited` rejection was logged.
-    rate_limit_replied: Option<Instant>,
-    republish_at: Option<tokio::time::Instant>,
-    notifier: Notifier,
-    /// READY=1 goes out after the first connection attempt, or at this deadline at the latest.
-    ready_deadline: Option<tokio::time::Instant>,
-    broker: String,
+/// Runs the service until SIGTERM, SIGINT, SIGHUP or SIGQUIT.
+pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError> {
+    let shutdown = shutdown_signal().map_err(DaemonError::Signals)?;
+    run_until(config, options, shutdown).await
 }
 
-/// Longest wait for the first connection attempt before telling systemd we are ready anyway.
-const READY_DEADLINE: Duration = Duration::from_secs(5);
-
-/// Runs the service until SIGTERM or SIGINT.
-pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError> {
+/// Runs the service until `shutdown` resolves (or the link ends), then stops cleanly.
+pub async fn run_until(
+    config: Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = Signal>,
+) -> Result<(), DaemonError> {
     let engine_config = config
         .engine_config()
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     let slots = engine_config.channels.count();
     // Outputs are forced to zero before anything else happens.
-    let mut driver = Driver::open(&config.driver, slots).await?;
-    driver.all_off().await?;
+    let front = Front::open(&config.driver, slots).await?;
 
     let store = Store::new(config.store.path.clone());
     let (saved, warning) = store.load();
@@ -103,14 +85,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     let routines = config
         .routine_library()
         .map_err(|e| DaemonError::Config(e.to_string()))?;
-    let mut engine = Engine::new(
+    let engine = Engine::new(
         engine_config.clone(),
         routines,
         saved.settings(),
         saved.counters(),
     )
     .map_err(|e| DaemonError::Config(e.to_string()))?;
-    engine.set_today(calendar::local_today());
 
     let device_id = config.device_id();
     let topics = Topics::new(
@@ -128,44 +109,45 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         ))
     });
     let link_options = link_options(&config, &options, &device_id, &topics)?;
+    let broker = format!("{}:{}", link_options.host, link_options.port);
     tracing::info!(
         device_id = %device_id,
-        broker = %format!("{}:{}", link_options.host, link_options.port),
+        broker = %broker,
         tls = link_options.tls.is_some(),
-        driver = ?driver.kind(),
+        driver = ?front.kind(),
         "massaged starting"
     );
-    let broker = format!("{}:{}", link_options.host, link_options.port);
-    let (publisher, events) = Link::start(link_options);
-    let saver = Saver::spawn(
-        store,
-        Duration::from_millis(config.store.debounce_ms.into()),
-    );
-    let mut daemon = Daemon {
-        engine,
-        driver,
-        publisher,
+    let notifier = Notifier::from_env();
+    let now = Instant::now();
+    let service_config = ServiceConfig {
         topics,
         discovery,
-        clock: WallClock::new(Instant::now(), SystemTime::now()),
-        bucket: TokenBucket::new(config.mqtt.rate_limit_per_s, config.mqtt.rate_limit_burst),
-        max_payload: config.mqtt.max_payload_bytes,
-        saver,
-        saved,
-        connected: false,
-        rate_limit_replied: None,
-        publishes_dropped: std::cell::Cell::new(0),
-        drop_warned_at: std::cell::Cell::new(None),
-        republish_at: None,
-        notifier: Notifier::from_env(),
-        ready_deadline: Some(tokio::time::Instant::now() + READY_DEADLINE),
+        clock: WallClock::new(now, SystemTime::now()),
+        rate_limit_per_s: config.mqtt.rate_limit_per_s,
+        rate_limit_burst: config.mqtt.rate_limit_burst,
+        max_payload_bytes: config.mqtt.max_payload_bytes,
+        save_debounce: Duration::from_millis(config.store.debounce_ms.into()),
+        watchdog: notifier.watchdog_interval(),
         broker,
     };
-    let mut events = events;
-    daemon.drain().await;
-    let result = daemon.main_loop(&mut events).await;
-    daemon.shutdown(&mut events).await;
-    result
+    let mut service = Service::new(now, engine, saved, service_config, fastrand::Rng::new());
+    service.set_today(
+        now,
+        calendar::local_today(),
+        calendar::until_next_midnight(),
+    );
+    let (publisher, events) = Link::start(link_options);
+    let shell = Shell {
+        service,
+        front,
+        publisher,
+        saver: Saver::spawn(store),
+        notifier,
+        connected: false,
+    };
+    shell
+        .run(events, front::heartbeat_interval(&config.driver), shutdown)
+        .await
 }
 
 fn link_options(
@@ -196,9 +178,9 @@ fn link_options(
     Ok(link)
 }
 
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
-        Some(deadline) => sleep_until(deadline).await,
+        Some(deadline) => sleep_until(tokio::time::Instant::from_std(deadline)).await,
         None => std::future::pending().await,
     }
 }
@@ -215,315 +197,170 @@ async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
 /// Debug builds only: panics in the shell when a command's payload equals the environment
 /// variable `MASSAGED_DEBUG_PANIC_ON`, so tests can check that a panic leaves the outputs off.
 #[cfg(debug_assertions)]
-fn debug_panic_on(payload: &[u8]) {
-    if std::env::var_os("MASSAGED_DEBUG_PANIC_ON").is_some_and(|v| v.as_encoded_bytes() == payload)
+fn debug_panic_on(event: &LinkEvent) {
+    if let LinkEvent::Message {
+        payload,
+        retain: false,
+        ..
+    } = event
+        && std::env::var_os("MASSAGED_DEBUG_PANIC_ON")
+            .is_some_and(|v| v.as_encoded_bytes() == payload.as_ref())
     {
         panic!("deliberate panic (debug build, MASSAGED_DEBUG_PANIC_ON)");
     }
 }
 
-fn to_tokio(at: Instant) -> tokio::time::Instant {
-    tokio::time::Instant::from_std(at)
+fn link_input(event: LinkEvent) -> LinkInput {
+    match event {
+        LinkEvent::Connected => LinkInput::Connected,
+        LinkEvent::Disconnected { reason } => LinkInput::Disconnected { reason },
+        LinkEvent::Message {
+            topic,
+            payload,
+            retain,
+        } => LinkInput::Message {
+            topic,
+            payload,
+            retain,
+        },
+    }
 }
 
-impl Daemon {
-    async fn main_loop(
-        &mut self,
-        events: &mut mpsc::Receiver<LinkEvent>,
+/// What executes the service's actions.
+struct Shell {
+    service: Service,
+    front: Front,
+    publisher: Publisher,
+    saver: Saver,
+    notifier: Notifier,
+    /// Whether the broker took our last connection (for the DISCONNECT at shutdown).
+    connected: bool,
+}
+
+impl Shell {
+    /// The loop: timers and the device before MQTT events, events in bounded batches, so a
+    /// flood of commands cannot starve the watchdog, the heartbeat or the frames.
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<LinkEvent>,
+        heartbeat: Option<Duration>,
+        shutdown: impl Future<Output = Signal>,
     ) -> Result<(), DaemonError> {
-        let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-        let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-        let mut midnight = tokio::time::Instant::now() + calendar::until_next_midnight();
-        // Pinged from this loop, so a hung loop is what the watchdog catches.
-        let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut heartbeat = heartbeat.map(|period| {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        let mut batch = Vec::with_capacity(EVENT_BATCH);
+        let mut result = Ok(());
         loop {
-            let engine_due = self.engine.poll_timeout().map(to_tokio);
-            let heartbeat_due = self.driver.heartbeat_due().map(to_tokio);
+            self.execute();
+            if self.service.is_exited() {
+                break;
+            }
+            let due = self.service.poll_timeout();
             tokio::select! {
                 biased;
-                _ = sigterm.recv() => {
-                    tracing::info!(signal = "SIGTERM", "stopping");
-                    return Ok(());
-                }
-                _ = sigint.recv() => {
-                    tracing::info!(signal = "SIGINT", "stopping");
-                    return Ok(());
-                }
-                _ = sleep_until_opt(engine_due) => {
-                    self.engine.handle_timeout(Instant::now());
-                }
-                event = events.recv() => match event {
-                    Some(event) => self.on_link_event(event).await,
-                    None => return Err(DaemonError::LinkEnded),
-                },
-                _ = sleep_until_opt(heartbeat_due) => {
-                    if let Err(error) = self.driver.heartbeat().await {
-                        self.fault(error).await;
+                signal = &mut shutdown => self.service.handle_signal(Instant::now(), signal),
+                _ = sleep_until_opt(due) => self.service.handle_timeout(Instant::now()),
+                _ = tick_opt(&mut heartbeat) => self.front.heartbeat(),
+                report = self.front.report() => self.on_device(report),
+                result = self.saver.result() => {
+                    if let Some(result) = result {
+                        self.service.handle_saved(Instant::now(), result);
                     }
                 }
-                _ = sleep_until_opt(self.republish_at) => {
-                    self.republish_at = None;
-                    self.publish_all();
-                }
-                _ = sleep_until_opt(self.ready_deadline) => {
-                    tracing::warn!(broker = %self.broker, "no broker answer yet; reporting ready and retrying");
-                    self.mark_ready();
-                }
-                _ = tick_opt(&mut watchdog) => {
-                    self.notifier.watchdog();
-                }
-                _ = sleep_until(midnight) => {
-                    self.engine.set_today(calendar::local_today());
-                    midnight = tokio::time::Instant::now() + calendar::until_next_midnight();
-                }
-            }
-            self.drain().await;
-        }
-    }
-
-    async fn on_link_event(&mut self, event: LinkEvent) {
-        match event {
-            LinkEvent::Connected => {
-                self.connected = true;
-                self.publish_all();
-                self.mark_ready();
-                self.notifier
-                    .status(&format!("connected to {}", self.broker));
-            }
-            LinkEvent::Disconnected { reason } => {
-                self.connected = false;
-                tracing::warn!(%reason, broker = %self.broker, "mqtt connection lost or refused; retrying with backoff");
-                self.mark_ready();
-                self.notifier
-                    .status(&format!("broker {} unreachable, retrying", self.broker));
-            }
-            LinkEvent::Message {
-                topic,
-                payload,
-                retain,
-            } => {
-                if topic == self.topics.set {
-                    self.on_set(&payload, retain).await;
-                } else if topic == self.topics.ha_status {
-                    if payload.as_ref() == b"online" {
-                        let delay = fastrand::u64(REPUBLISH_DELAY_MS);
-                        tracing::info!(
-                            delay_ms = delay,
-                            "home assistant online; republishing soon"
-                        );
-                        self.republish_at =
-                            Some(tokio::time::Instant::now() + Duration::from_millis(delay));
+                received = events.recv_many(&mut batch, EVENT_BATCH) => {
+                    if received == 0 {
+                        result = Err(DaemonError::LinkEnded);
+                        self.service.shutdown(Instant::now());
                     }
-                } else {
-                    tracing::debug!(%topic, "message on an unexpected topic ignored");
+                    for event in batch.drain(..) {
+                        #[cfg(debug_assertions)]
+                        debug_panic_on(&event);
+                        match event {
+                            LinkEvent::Connected => self.connected = true,
+                            LinkEvent::Disconnected { .. } => self.connected = false,
+                            LinkEvent::Message { .. } => {}
+                        }
+                        self.service.handle_link(Instant::now(), link_input(event));
+                        self.execute();
+                    }
                 }
             }
         }
+        self.close(&mut events).await;
+        result
     }
 
-    fn mark_ready(&mut self) {
-        if self.ready_deadline.take().is_some() {
-            self.notifier.ready();
-        }
-    }
-
-    /// Availability, discovery and state, all retained: what a (re)connected broker or a
-    /// restarted Home Assistant needs.
-    fn publish_all(&mut self) {
-        self.publish(
-            &self.topics.availability.clone(),
-            PAYLOAD_ONLINE.as_bytes().to_vec(),
-            true,
-        );
-        if let Some(discovery) = self.discovery.clone() {
-            self.publish(
-                &self.topics.discovery_config.clone(),
-                discovery.into_bytes(),
-                true,
-            );
-        }
-        let state = render_state(&self.engine.snapshot(Instant::now()), &self.clock);
-        self.publish(&self.topics.state.clone(), state.into_bytes(), true);
-    }
-
-    /// Queues a publish without ever waiting: the loop must keep writing frames even when the
-    /// broker is away (everything retained is republished on reconnect).
-    fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) {
-        if !self.connected {
-            return;
-        }
-        if let Err(error) = self.publisher.try_publish(topic, payload, retain) {
-            // A broker that stopped reading would otherwise turn every frame-loop turn into a
-            // log line: warn at most once per second, with the count since the last warning.
-            let dropped = self.publishes_dropped.get() + 1;
-            self.publishes_dropped.set(dropped);
-            let now = Instant::now();
-            if self
-                .drop_warned_at
-                .get()
-                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
-            {
-                self.drop_warned_at.set(Some(now));
-                self.publishes_dropped.set(0);
-                tracing::warn!(%topic, %error, dropped, "mqtt publish dropped");
-            }
-        }
-    }
-
-    async fn on_set(&mut self, payload: &[u8], retain: bool) {
-        if payload.is_empty() {
-            // Our own clearing of a retained command comes back empty.
-            return;
-        }
-        if retain {
-            tracing::warn!(topic = %self.topics.set, bytes = payload.len(), "retained command ignored and cleared");
-            if let Err(error) = self
-                .publisher
-                .try_publish(&self.topics.set, Vec::new(), true)
-            {
-                tracing::warn!(%error, "could not clear the retained command");
-            }
-            return;
-        }
-        #[cfg(debug_assertions)]
-        debug_panic_on(payload);
+    fn on_device(&mut self, report: Option<DeviceReport>) {
         let now = Instant::now();
-        let ParsedCommand { id, command } = match parse_command(payload, self.max_payload) {
-            Ok(parsed) => parsed,
-            Err(CommandError { id, rejection }) => {
-                self.reject(id.as_deref(), &rejection);
-                return;
+        match report {
+            Some(DeviceReport::Failed(error)) => {
+                self.service
+                    .handle_device(now, Err(DeviceFailure::from(&error)));
             }
-        };
-        if command.action != Some(Action::Stop) && !self.bucket.allow(now) {
-            // Every refused command is answered (event, and response when it carried an id),
-            // but a flood must not become a flood of log lines: those go out once per second.
-            let loud = self
-                .rate_limit_replied
-                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1));
-            if loud {
-                self.rate_limit_replied = Some(now);
+            Some(DeviceReport::Recovered(result)) => {
+                let result = result.map_err(|error| DeviceFailure::from(&error));
+                self.service.handle_recovered(now, result);
             }
-            let rejection = Rejection::new(
-                RejectCode::RateLimited,
-                "too many commands; stop is always accepted",
-            );
-            self.reject_with(id.as_deref(), &rejection, loud);
-            return;
-        }
-        if command.action == Some(Action::ClearFault)
-            && self.engine.state() == SessionState::Fault
-            && let Err(error) = self.driver.recover().await
-        {
-            let rejection = Rejection::new(
-                RejectCode::FaultActive,
-                format!("the device still fails: {error}"),
-            );
-            self.reject(id.as_deref(), &rejection);
-            return;
-        }
-        match self.engine.handle_command(now, &command) {
-            Ok(()) => {
-                tracing::info!(
-                    action = command.action.map(|a| a.as_str()),
-                    id = id.as_deref(),
-                    "command accepted"
-                );
-                if let Some(id) = id {
-                    let reply = render_response(&id, Ok(()));
-                    self.publish(&self.topics.response.clone(), reply.into_bytes(), false);
-                }
+            Some(DeviceReport::Closed(_)) | None => {
+                // The device thread ended (it panicked): nothing drives the outputs any more.
+                let failure = DeviceFailure {
+                    code: "driver_io".into(),
+                    message: "the device thread ended unexpectedly".into(),
+                };
+                self.service.handle_device(now, Err(failure));
+                self.service.shutdown(now);
             }
-            Err(rejection) => self.reject(id.as_deref(), &rejection),
         }
     }
 
-    fn reject(&self, id: Option<&str>, rejection: &Rejection) {
-        self.reject_with(id, rejection, true);
-    }
-
-    /// Answers a refused command: the `rejected` event, the response when it carried an id,
-    /// and, when `loud`, a log line.
-    fn reject_with(&self, id: Option<&str>, rejection: &Rejection, loud: bool) {
-        if loud {
-            tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id, "command rejected");
-        }
-        self.publish(
-            &self.topics.event,
-            render_rejected(rejection, id).into_bytes(),
-            false,
-        );
-        if let Some(id) = id {
-            let reply = render_response(id, Err(rejection));
-            self.publish(&self.topics.response, reply.into_bytes(), false);
-        }
-    }
-
-    async fn fault(&mut self, error: DeviceError) {
-        tracing::error!(%error, "device fault: outputs off");
-        // Best effort: the device may be gone entirely.
-        if let Err(error) = self.driver.all_off().await {
-            tracing::warn!(%error, "could not zero the outputs after the fault");
-        }
-        if self.engine.state() != SessionState::Fault {
-            self.engine.handle_fault(
-                Instant::now(),
-                Fault {
-                    code: error.code().to_string(),
-                    message: error.to_string(),
-                },
-            );
-        }
-    }
-
-    /// Hands every engine output to the device and the broker, then schedules a save.
-    async fn drain(&mut self) {
-        while let Some(output) = self.engine.poll_output() {
-            match output {
-                Output::Frame(frame) => {
-                    if let Err(error) = self.driver.write(&frame).await {
-                        self.fault(error).await;
+    /// Executes every action the service has queued; none of them waits.
+    fn execute(&mut self) {
+        while let Some(action) = self.service.poll_action() {
+            match action {
+                Action::WriteFrame(frame) => self.front.write(frame),
+                Action::Publish(publish) => {
+                    // A full queue sheds the publish: counted, and logged once per second.
+                    if self
+                        .publisher
+                        .try_publish(&publish.topic, publish.payload, publish.retain)
+                        .is_err()
+                    {
+                        self.service.handle_shed(Instant::now(), 1);
                     }
                 }
-                Output::State(snapshot) => {
-                    let state = render_state(&snapshot, &self.clock);
-                    self.publish(&self.topics.state.clone(), state.into_bytes(), true);
-                }
-                Output::Event(event) => {
-                    tracing::info!(event = event.kind.as_str(), routine = %event.routine, "session event");
-                    self.publish(
-                        &self.topics.event.clone(),
-                        render_event(&event).into_bytes(),
-                        false,
-                    );
-                }
+                Action::Save(state) => self.saver.save(state),
+                Action::RecoverDevice => self.front.recover(),
+                Action::Notify(notice) => match notice {
+                    Notice::Ready => self.notifier.ready(),
+                    Notice::Watchdog => self.notifier.watchdog(),
+                    Notice::Stopping => self.notifier.stopping(),
+                    Notice::Status(text) => self.notifier.status(&text),
+                },
+                Action::CheckCalendar => self.service.set_today(
+                    Instant::now(),
+                    calendar::local_today(),
+                    calendar::until_next_midnight(),
+                ),
+                // The loop sees `is_exited` and closes down.
+                Action::Exit => {}
             }
-        }
-        let current = SavedState::new(self.engine.settings(), self.engine.counters());
-        if current != self.saved {
-            self.saved = current.clone();
-            self.saver.save(current);
         }
     }
 
-    /// Outputs to zero, `offline` published, state saved, broker disconnected.
-    async fn shutdown(mut self, events: &mut mpsc::Receiver<LinkEvent>) {
-        self.engine.shutdown(Instant::now());
-        self.notifier.stopping();
-        self.drain().await;
-        self.publish(
-            &self.topics.availability,
-            PAYLOAD_OFFLINE.as_bytes().to_vec(),
-            true,
-        );
-        let Daemon {
-            driver,
+    /// Device off and released, pending save written, broker disconnected.
+    async fn close(self, events: &mut mpsc::Receiver<LinkEvent>) {
+        let Shell {
+            front,
             publisher,
             saver,
             connected,
             ..
         } = self;
-        if let Err(error) = driver.close().await {
+        if let Err(error) = front.close(SHUTDOWN_GRACE).await {
             tracing::warn!(%error, "closing the device");
         }
         saver.finish(SHUTDOWN_GRACE).await;

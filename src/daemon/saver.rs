@@ -1,65 +1,67 @@
-//! Saves state off the main loop, coalescing changes within the debounce delay.
+//! Writes states off the loop, one at a time and in order, and reports each result.
+//! When to save (debounce, retry) is the service's decision; this only does the writing.
 
 use crate::store::{SavedState, Store};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Handle to the background saver task.
+/// Handle to the background writer task.
 pub struct Saver {
-    latest: mpsc::UnboundedSender<SavedState>,
+    requests: mpsc::UnboundedSender<SavedState>,
+    results: mpsc::UnboundedReceiver<Result<(), String>>,
     task: JoinHandle<()>,
 }
 
 impl Saver {
     /// Starts the task; nothing is written until the first `save`.
-    pub fn spawn(store: Store, debounce: Duration) -> Saver {
-        let (latest, mut changes) = mpsc::unbounded_channel::<SavedState>();
+    pub fn spawn(store: Store) -> Saver {
+        let (requests, mut pending) = mpsc::unbounded_channel::<SavedState>();
+        let (results_tx, results) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
-            while let Some(mut state) = changes.recv().await {
-                let deadline = tokio::time::Instant::now() + debounce;
-                // Later changes within the delay replace earlier ones; a closed channel flushes now.
-                let closed = loop {
-                    match tokio::time::timeout_at(deadline, changes.recv()).await {
-                        Ok(Some(newer)) => state = newer,
-                        Ok(None) => break true,
-                        Err(_) => break false,
-                    }
-                };
-                write(&store, state).await;
-                if closed {
-                    break;
-                }
+            while let Some(state) = pending.recv().await {
+                let result = write(&store, state).await;
+                // Nobody listening (shutting down) is fine: the write itself happened.
+                let _ = results_tx.send(result);
             }
         });
-        Saver { latest, task }
+        Saver {
+            requests,
+            results,
+            task,
+        }
     }
 
-    /// Schedules `state` to be written after the debounce delay.
+    /// Queues `state` for writing.
     pub fn save(&self, state: SavedState) {
         // The task only ends after the sender is dropped, so this cannot fail while `self` lives.
-        let _ = self.latest.send(state);
+        let _ = self.requests.send(state);
     }
 
-    /// Writes what is pending now and waits for it, at most `grace`.
+    /// The result of the oldest write not reported yet.
+    pub async fn result(&mut self) -> Option<Result<(), String>> {
+        self.results.recv().await
+    }
+
+    /// Finishes the queued writes, waiting at most `grace`.
     pub async fn finish(self, grace: Duration) {
-        let Saver { latest, task } = self;
-        drop(latest);
+        let Saver { requests, task, .. } = self;
+        drop(requests);
         if tokio::time::timeout(grace, task).await.is_err() {
             tracing::warn!("saving state took too long at shutdown");
         }
     }
 }
 
-async fn write(store: &Store, state: SavedState) {
+async fn write(store: &Store, state: SavedState) -> Result<(), String> {
     let store = store.clone();
     let path = store.path().display().to_string();
-    let result = tokio::task::spawn_blocking(move || store.save(&state)).await;
-    match result {
-        Ok(Ok(())) => tracing::debug!(%path, "state saved"),
-        Ok(Err(error)) => {
-            tracing::warn!(%path, %error, "could not save state; will retry on the next change")
+    match tokio::task::spawn_blocking(move || store.save(&state)).await {
+        Ok(Ok(())) => {
+            tracing::debug!(%path, "state saved");
+            Ok(())
         }
-        Err(error) => tracing::warn!(%path, %error, "state save task failed"),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(error) => Err(format!("state save task failed: {error}")),
     }
 }

@@ -3,6 +3,7 @@
 //! The daemon owns one [`Driver`]. Every backend zeroes its outputs when dropped, so a panic
 //! that unwinds through the daemon leaves the device off.
 
+pub mod front;
 pub mod protocol;
 pub mod pwm;
 pub mod serial;

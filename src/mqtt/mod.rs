@@ -6,6 +6,7 @@
 pub mod command;
 pub mod discovery;
 pub mod link;
+pub mod outbox;
 pub mod render;
 pub mod tls;
 pub mod topics;

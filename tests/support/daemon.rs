@@ -27,7 +27,19 @@ impl DaemonProcess {
     pub fn spawn(broker: &TestBroker, extra_toml: &str) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let device_id = format!("t{:08x}", fastrand::u32(..));
-        DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml)
+        DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml, &[])
+    }
+
+    /// Like [`DaemonProcess::spawn`], with extra environment variables (`NOTIFY_SOCKET`,
+    /// `MASSAGED__SECTION__KEY` overrides).
+    pub fn spawn_with_env(
+        broker: &TestBroker,
+        extra_toml: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> DaemonProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let device_id = format!("t{:08x}", fastrand::u32(..));
+        DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml, env)
     }
 
     /// Starts `massaged run` against the broker at `url` (any scheme); `mqtt_keys` are TOML
@@ -35,7 +47,7 @@ impl DaemonProcess {
     pub fn spawn_with_url(url: &str, mqtt_keys: &str, extra_toml: &str) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let device_id = format!("t{:08x}", fastrand::u32(..));
-        DaemonProcess::spawn_in(dir, device_id, url, mqtt_keys, extra_toml)
+        DaemonProcess::spawn_in(dir, device_id, url, mqtt_keys, extra_toml, &[])
     }
 
     /// Starts a daemon reusing another's directory and device id (a restart); the previous
@@ -48,7 +60,7 @@ impl DaemonProcess {
         previous.kill();
         let dir = std::mem::replace(&mut previous.dir, tempfile::tempdir().expect("temp dir"));
         let device_id = std::mem::take(&mut previous.device_id);
-        DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml)
+        DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml, &[])
     }
 
     fn spawn_in(
@@ -57,6 +69,7 @@ impl DaemonProcess {
         url: &str,
         mqtt_keys: &str,
         extra_toml: &str,
+        env: &[(&str, &std::ffi::OsStr)],
     ) -> DaemonProcess {
         let config = dir.path().join("massaged.toml");
         let text = format!(
@@ -81,6 +94,7 @@ impl DaemonProcess {
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("JOURNAL_STREAM")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

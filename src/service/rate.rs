@@ -1,4 +1,4 @@
-//! A token bucket that limits commands per second.
+//! A token bucket that limits commands per second (stop is never asked).
 
 use std::time::Instant;
 

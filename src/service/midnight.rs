@@ -1,0 +1,35 @@
+//! Local midnight, when the relaxer guard's "today" moves on. The shell reads the calendar;
+//! the service only knows how long until the next midnight, as it was told.
+
+use std::time::{Duration, Instant};
+
+/// Shortest wait for the next midnight, so an edge case never makes a busy loop.
+const MIN_WAIT: Duration = Duration::from_secs(1);
+
+/// When the calendar is next to be read.
+#[derive(Debug, Clone, Default)]
+pub struct Midnight {
+    at: Option<Instant>,
+}
+
+impl Midnight {
+    /// Told at `now` that midnight is `until` away.
+    pub fn set(&mut self, now: Instant, until: Duration) {
+        self.at = Some(now + until.max(MIN_WAIT));
+    }
+
+    /// When the next midnight is.
+    pub fn due(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// True (once) when midnight passed; the calendar must then be read and `set` again.
+    pub fn fire(&mut self, now: Instant) -> bool {
+        if self.at.is_some_and(|at| now >= at) {
+            self.at = None;
+            true
+        } else {
+            false
+        }
+    }
+}
