@@ -134,7 +134,7 @@ async fn builds_side_by_side(broker: &Broker, options: &Options) {
         "  builds side by side (sim driver, idle 2 s after online; private = Private_Clean + Private_Dirty):"
     );
     println!(
-        "    {:<10} {:>12} {:>9} {:>12} {:>16}",
+        "    {:<16} {:>12} {:>9} {:>12} {:>16}",
         "build", "binary B", "RSS kB", "private kB", "discovery p50 ms"
     );
     for (name, bin) in &builds {
@@ -173,7 +173,7 @@ async fn builds_side_by_side(broker: &Broker, options: &Options) {
         let (rss, private) = idle.expect("measured");
         let p50 = percentile(&discovery, 50.0);
         println!(
-            "    {name:<10} {size:>12} {rss:>9} {private:>12} {:>16}",
+            "    {name:<16} {size:>12} {rss:>9} {private:>12} {:>16}",
             ms(p50)
         );
         if name == "deployed" {
