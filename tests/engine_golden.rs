@@ -185,8 +185,7 @@ fn scripted_session_matches_the_recorded_trace() {
         progress_interval: secs(7),
         ..EngineConfig::default()
     }));
-    r.engine
-        .set_today("2026-11-25".parse::<Date>().unwrap());
+    r.engine.set_today("2026-11-25".parse::<Date>().unwrap());
     r.drain();
     let cmd = |f: fn(&mut Command)| {
         let mut c = Command::default();
@@ -342,7 +341,8 @@ fn random_case(seed: u64) -> (u64, u64, usize) {
     };
     let engine = Engine::new(config, wide_library(), settings(), Default::default()).unwrap();
     let mut r = Recorder::new(engine);
-    r.engine.set_today(Date::from_days_since_epoch(20_417).unwrap());
+    r.engine
+        .set_today(Date::from_days_since_epoch(20_417).unwrap());
     r.drain();
     let mut at = Duration::ZERO;
     for _ in 0..(5 + rng.below(30)) {
@@ -360,7 +360,11 @@ fn random_case(seed: u64) -> (u64, u64, usize) {
     r.advance(at + secs(3600));
     let (frames, other): (Vec<&str>, Vec<&str>) =
         r.text.lines().partition(|l| l.contains(" frame "));
-    (fnv(&frames.join("\n")), fnv(&other.join("\n")), frames.len())
+    (
+        fnv(&frames.join("\n")),
+        fnv(&other.join("\n")),
+        frames.len(),
+    )
 }
 
 /// 200 seeded random command sequences: their digests are recorded, one line per seed.
