@@ -711,3 +711,37 @@ fn live_massage_time_counts_the_running_session() {
     assert_eq!(e.counters().massage_seconds_total, 120);
     assert_eq!(e.snapshot(t0 + secs(200)).massage_seconds_live(), 120);
 }
+
+#[test]
+fn a_routine_without_steps_is_an_error_not_a_panic() {
+    use massaged::core::{Counters, Engine, EngineError};
+    let mut routines = library();
+    routines[1].steps.clear();
+    let err = Engine::new(
+        EngineConfig::default(),
+        routines,
+        settings(),
+        Counters::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, EngineError::BadRoutine(_)), "{err:?}");
+    assert!(err.to_string().contains("'single' has no steps"), "{err}");
+    let bad = EngineConfig {
+        frame_hz: 201,
+        ..EngineConfig::default()
+    };
+    let err = Engine::new(bad, library(), settings(), Counters::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "engine setting frame_hz: 201 is out of range 1..=200"
+    );
+    assert!(matches!(
+        Engine::new(
+            EngineConfig::default(),
+            vec![],
+            settings(),
+            Counters::default()
+        ),
+        Err(EngineError::NoRoutines)
+    ));
+}

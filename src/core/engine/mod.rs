@@ -1,8 +1,9 @@
 //! The session state machine, sans-IO: `handle_command`, `handle_timeout`, `poll_timeout`,
-//! `poll_output`. Clock maths live in [`session`], level synthesis in [`synth`], refusals in
-//! [`validate`].
+//! `poll_output`. Clock maths live in [`session`], level and frame synthesis in [`synth`],
+//! refusals in [`validate`], the published state in [`snapshot`].
 
 mod session;
+mod snapshot;
 mod synth;
 mod validate;
 
@@ -13,10 +14,9 @@ use super::date::Date;
 use super::limits;
 use super::output::{
     Counters, Event, EventKind, Fault, GuardReason, Output, Reason, SessionState, Settings,
-    Snapshot,
 };
 use super::routine::{self, Routine, RoutineError};
-use session::{Plan, Session, StepMark, frame_index, frame_time, ns};
+use session::{Plan, Session, StepMark, ns};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use synth::Ramp;
@@ -524,102 +524,5 @@ impl Engine {
     /// The next thing for the shell to do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
-    }
-
-    fn flush_state_with(&mut self, now: Option<Instant>) {
-        if !self.state_dirty {
-            return;
-        }
-        // Without a clock, a session's start stands in; with neither, the state has no times.
-        let now = now.or_else(|| self.session.as_ref().map(|s| s.start));
-        let snapshot = self.snapshot_at(now);
-        self.outputs.push_back(Output::State(Box::new(snapshot)));
-        self.state_dirty = false;
-    }
-
-    /// The state at `now`.
-    pub fn snapshot(&self, now: Instant) -> Snapshot {
-        self.snapshot_at(Some(now))
-    }
-
-    fn snapshot_at(&self, now: Option<Instant>) -> Snapshot {
-        let state = self.state();
-        let routine = &self.routines[self.current_routine()];
-        let mut snapshot = Snapshot {
-            state,
-            routine: routine.id.clone(),
-            routine_name: routine.name.clone(),
-            step: None,
-            step_index: None,
-            step_count: routine.steps.len(),
-            zones: None,
-            technique: None,
-            intensity: self.settings.intensity,
-            heat: self.heat.is_some(),
-            minutes: self.settings.minutes,
-            elapsed: None,
-            remaining: None,
-            ends_at: None,
-            relaxer_date: self.settings.relaxer_date,
-            guard_active: self.guard_active(),
-            guard_reason: self.guard_reason(),
-            counters: self.counters,
-            fault: self.fault.clone(),
-        };
-        if let (Some(session), Some(now)) = (&self.session, now) {
-            let position = session.position(now);
-            let step = &routine.steps[position.index];
-            let t = position.active;
-            snapshot.step = Some(step.label.clone());
-            snapshot.step_index = Some(position.index);
-            snapshot.zones = Some(step.zones.clone());
-            snapshot.technique = Some(step.technique);
-            snapshot.elapsed = Some(t.min(session.end));
-            snapshot.remaining = Some(session.end.saturating_sub(t));
-            if session.paused_at.is_none() {
-                snapshot.ends_at = Some(session.instant_at(session.end));
-            }
-        }
-        snapshot
-    }
-
-    fn envelope_at(&self, now: Instant) -> u32 {
-        match &self.session {
-            Some(s) if s.paused_at.is_none() => synth::envelope(s, s.active(now), self.config.ramp),
-            _ => 0,
-        }
-    }
-
-    /// Computes the frame for `now` and queues it when it differs from the last (or `force`).
-    fn emit_frame(&mut self, now: Instant, force: bool) {
-        // Computed in a reused buffer; a new allocation only when the frame changed.
-        let mut frame = std::mem::replace(&mut self.scratch, Frame::zero(0));
-        frame.levels.clear();
-        frame.levels.resize(self.config.channels.count(), 0);
-        if self.fault.is_none() {
-            if let Some(session) = self.session.as_mut()
-                && session.paused_at.is_none()
-            {
-                let hz = self.config.frame_hz;
-                let k = frame_index(session.active(now), hz);
-                session.next_frame_at = session.instant_at(frame_time(k + 1, hz));
-                let session = &*session;
-                synth::motor_levels(
-                    &self.config,
-                    &self.routines[session.routine],
-                    session,
-                    frame_time(k, hz),
-                    &mut frame.levels,
-                );
-            }
-            if let (Some(_), Some(slot)) = (self.heat, self.config.channels.heat()) {
-                frame.levels[slot] = synth::heat_level(&self.config);
-            }
-        }
-        if force || frame != self.last_frame {
-            self.last_frame.levels.clone_from(&frame.levels);
-            self.outputs.push_back(Output::Frame(frame.clone()));
-        }
-        self.scratch = frame;
     }
 }

@@ -3,11 +3,14 @@
 //!
 //! Integer arithmetic only, so every platform computes the same levels.
 
-use super::session::{Session, ns};
+use super::Engine;
+use super::session::{Session, frame_index, frame_time, ns};
+use crate::core::channels::Frame;
 use crate::core::config::EngineConfig;
+use crate::core::output::Output;
 use crate::core::routine::{Routine, Technique};
 use crate::core::waveform::{self, PHASE_ONE};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MICROS_PER_MINUTE: u64 = 60_000_000;
 
@@ -101,5 +104,47 @@ pub(super) fn motor_levels(
             // level <= max <= 1000.
             levels[slot] = level as u16;
         }
+    }
+}
+
+impl Engine {
+    pub(super) fn envelope_at(&self, now: Instant) -> u32 {
+        match &self.session {
+            Some(s) if s.paused_at.is_none() => envelope(s, s.active(now), self.config.ramp),
+            _ => 0,
+        }
+    }
+
+    /// Computes the frame for `now` and queues it when it differs from the last (or `force`).
+    pub(super) fn emit_frame(&mut self, now: Instant, force: bool) {
+        // Computed in a reused buffer; a new allocation only when the frame changed.
+        let mut frame = std::mem::replace(&mut self.scratch, Frame::zero(0));
+        frame.levels.clear();
+        frame.levels.resize(self.config.channels.count(), 0);
+        if self.fault.is_none() {
+            if let Some(session) = self.session.as_mut()
+                && session.paused_at.is_none()
+            {
+                let hz = self.config.frame_hz;
+                let k = frame_index(session.active(now), hz);
+                session.next_frame_at = session.instant_at(frame_time(k + 1, hz));
+                let session = &*session;
+                motor_levels(
+                    &self.config,
+                    &self.routines[session.routine],
+                    session,
+                    frame_time(k, hz),
+                    &mut frame.levels,
+                );
+            }
+            if let (Some(_), Some(slot)) = (self.heat, self.config.channels.heat()) {
+                frame.levels[slot] = heat_level(&self.config);
+            }
+        }
+        if force || frame != self.last_frame {
+            self.last_frame.levels.clone_from(&frame.levels);
+            self.outputs.push_back(Output::Frame(frame.clone()));
+        }
+        self.scratch = frame;
     }
 }
