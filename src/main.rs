@@ -306,10 +306,8 @@ fn simulate(config: &Config, routine: &str, session: &SimulateArgs, format: Form
         engine_config.frame_hz = hz;
     }
     let routines = config.routine_library()?;
-    let length = routines
-        .iter()
-        .find(|r| r.id == routine || r.name.eq_ignore_ascii_case(routine))
-        .map(|r| r.duration().as_secs().div_ceil(60) as u32)
+    let length = massaged::core::routine::find_routine(&routines, routine)
+        .map(|i| routines[i].duration().as_secs().div_ceil(60) as u32)
         .with_context(|| format!("no routine named '{routine}' (see `massaged routines`)"))?;
     let minutes = minutes.unwrap_or(length.min(engine_config.max_session_minutes));
     let settings = massaged::core::Settings {

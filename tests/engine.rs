@@ -4,7 +4,8 @@ mod engine_support;
 
 use engine_support::*;
 use massaged::core::{
-    Action, Command, Date, EngineConfig, Fault, Output, RejectCode, SessionState,
+    Action, Command, Date, EngineConfig, EventKind, Fault, GuardReason, Output, Reason, RejectCode,
+    SessionState,
 };
 use std::time::Instant;
 
@@ -543,4 +544,204 @@ fn stop_with_a_bad_field_still_stops_and_applies_nothing_else() {
         "short",
         "nor is the valid routine beside it"
     );
+}
+
+#[test]
+fn heat_cap_is_reported_as_a_heat_off_event() {
+    let mut e = engine_with(EngineConfig {
+        max_heat: secs(60),
+        ..EngineConfig::default()
+    });
+    let t0 = Instant::now();
+    let cmd = Command {
+        heat: Some(true),
+        minutes: Some(5),
+        ..start()
+    };
+    e.handle_command(t0, &cmd).unwrap();
+    drain(&mut e);
+    let timeline = run_until(&mut e, t0 + secs(61));
+    let heat_off: Vec<_> = timeline
+        .iter()
+        .filter_map(|(t, o)| match o {
+            Output::Event(ev) if ev.kind == EventKind::HeatOff => Some((*t - t0, ev.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(heat_off.len(), 1, "{heat_off:?}");
+    assert_eq!(heat_off[0].0, secs(60));
+    assert_eq!(heat_off[0].1.reason, Some(Reason::HeatCap));
+    assert_eq!(heat_off[0].1.routine, "short");
+    // The frame that turns the heater off comes first, then the event.
+    let at_cap: Vec<&Output> = timeline
+        .iter()
+        .filter(|(t, _)| *t - t0 == secs(60))
+        .map(|(_, o)| o)
+        .collect();
+    let frame = at_cap
+        .iter()
+        .position(|o| matches!(o, Output::Frame(f) if f.levels[10] == 0))
+        .expect("a frame with the heater off at the cap");
+    let event = at_cap
+        .iter()
+        .position(|o| matches!(o, Output::Event(ev) if ev.kind == EventKind::HeatOff))
+        .unwrap();
+    assert!(frame < event);
+    assert_eq!(e.state(), SessionState::Running, "the session goes on");
+    // Heat turned off by the user or the session's end is no cap: no event.
+    let mut e = engine();
+    e.handle_command(
+        t0,
+        &Command {
+            heat: Some(true),
+            ..start()
+        },
+    )
+    .unwrap();
+    let timeline = run_until(&mut e, t0 + secs(61));
+    assert!(
+        !event_kinds(&timeline.into_iter().map(|(_, o)| o).collect::<Vec<_>>())
+            .contains(&"heat_off")
+    );
+}
+
+#[test]
+fn a_lost_relaxer_date_keeps_the_guard_on_until_a_date_is_set() {
+    let mut e = engine();
+    let t0 = Instant::now();
+    e.set_today("2026-11-25".parse::<Date>().unwrap());
+    drain(&mut e);
+    assert!(!e.guard_active());
+    e.mark_relaxer_date_lost();
+    let states_out = drain(&mut e);
+    let state = states(&states_out);
+    assert_eq!(state.len(), 1, "the state is republished");
+    assert!(state[0].guard_active);
+    assert_eq!(state[0].guard_reason, Some(GuardReason::RelaxerDateLost));
+    assert!(e.guard_active());
+    assert!(e.relaxer_date_lost());
+
+    let err = e.handle_command(t0, &start()).unwrap_err();
+    assert_eq!(err.code, RejectCode::GuardActive);
+    assert!(err.message.contains("lost"), "{}", err.message);
+    assert!(drain(&mut e).is_empty(), "a refused start changes nothing");
+    // Other commands still work, and a forced start runs.
+    e.handle_command(
+        t0,
+        &Command {
+            intensity: Some(70),
+            ..Command::default()
+        },
+    )
+    .unwrap();
+    assert!(e.snapshot(t0).guard_active);
+    e.handle_command(
+        t0,
+        &Command {
+            force: true,
+            ..start()
+        },
+    )
+    .unwrap();
+    assert_eq!(e.state(), SessionState::Running);
+    e.handle_command(t0 + secs(5), &Command::action(Action::Stop))
+        .unwrap();
+
+    // Setting the date again (here: clearing it) lifts the lost-date guard.
+    e.handle_command(
+        t0 + secs(6),
+        &Command {
+            relaxer_date: Some(None),
+            ..Command::default()
+        },
+    )
+    .unwrap();
+    assert!(!e.relaxer_date_lost());
+    let snapshot = e.snapshot(t0 + secs(6));
+    assert!(!snapshot.guard_active);
+    assert_eq!(snapshot.guard_reason, None);
+    e.handle_command(t0 + secs(7), &start()).unwrap();
+
+    // A start that sets the date in the same command is judged by that date.
+    let mut e = engine();
+    e.set_today("2026-11-25".parse::<Date>().unwrap());
+    e.mark_relaxer_date_lost();
+    let soon = Command {
+        relaxer_date: Some(Some("2026-11-26".parse().unwrap())),
+        ..start()
+    };
+    let err = e.handle_command(t0, &soon).unwrap_err();
+    assert!(err.message.contains("2026-11-26"), "{}", err.message);
+    let later = Command {
+        relaxer_date: Some(Some("2026-12-20".parse().unwrap())),
+        ..start()
+    };
+    e.handle_command(t0, &later).unwrap();
+    assert_eq!(e.snapshot(t0).guard_reason, None);
+}
+
+#[test]
+fn live_massage_time_counts_the_running_session() {
+    let mut e = engine_with(EngineConfig {
+        max_session_minutes: 60,
+        ..EngineConfig::default()
+    });
+    let t0 = Instant::now();
+    e.handle_command(
+        t0,
+        &Command {
+            minutes: Some(2),
+            ..start()
+        },
+    )
+    .unwrap();
+    run_until(&mut e, t0 + secs(61));
+    assert_eq!(e.snapshot(t0 + ms(61_900)).massage_seconds_live(), 61);
+    assert_eq!(
+        e.counters().massage_seconds_total,
+        0,
+        "persisted only at the end"
+    );
+    e.handle_command(t0 + secs(70), &Command::action(Action::Pause))
+        .unwrap();
+    assert_eq!(e.snapshot(t0 + secs(100)).massage_seconds_live(), 70);
+    e.handle_command(t0 + secs(100), &Command::action(Action::Resume))
+        .unwrap();
+    run_until(&mut e, t0 + secs(200));
+    assert_eq!(e.counters().massage_seconds_total, 120);
+    assert_eq!(e.snapshot(t0 + secs(200)).massage_seconds_live(), 120);
+}
+
+#[test]
+fn a_routine_without_steps_is_an_error_not_a_panic() {
+    use massaged::core::{Counters, Engine, EngineError};
+    let mut routines = library();
+    routines[1].steps.clear();
+    let err = Engine::new(
+        EngineConfig::default(),
+        routines,
+        settings(),
+        Counters::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, EngineError::BadRoutine(_)), "{err:?}");
+    assert!(err.to_string().contains("'single' has no steps"), "{err}");
+    let bad = EngineConfig {
+        frame_hz: 201,
+        ..EngineConfig::default()
+    };
+    let err = Engine::new(bad, library(), settings(), Counters::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "engine setting frame_hz: 201 is out of range 1..=200"
+    );
+    assert!(matches!(
+        Engine::new(
+            EngineConfig::default(),
+            vec![],
+            settings(),
+            Counters::default()
+        ),
+        Err(EngineError::NoRoutines)
+    ));
 }

@@ -6,6 +6,7 @@ use super::error::{ConfigErrors, ConfigIssue};
 use super::sections::Config;
 use super::url::BrokerUrl;
 use crate::core::Routine;
+use crate::core::limits;
 use crate::core::routine::{RoutineError, validate_library};
 use std::fmt::Display;
 use std::ops::RangeInclusive;
@@ -173,24 +174,32 @@ impl Config {
     }
 
     fn check_engine_and_safety(&self, issues: &mut Vec<ConfigIssue>) {
-        check_range(issues, "engine.frame_hz", self.engine.frame_hz, 1..=200);
-        check_range(issues, "engine.ramp_ms", self.engine.ramp_ms, 0..=60_000);
+        // The core owns these ranges; the engine checks the same ones.
+        let engine = &self.engine;
+        check_range(issues, "engine.frame_hz", engine.frame_hz, limits::FRAME_HZ);
+        check_range(issues, "engine.ramp_ms", engine.ramp_ms, limits::RAMP_MS);
         let safety = &self.safety;
         check_range(
             issues,
             "safety.max_session_minutes",
             safety.max_session_minutes,
-            1..=240,
+            limits::MAX_SESSION_MINUTES,
         );
         check_range(
             issues,
             "safety.max_heat_minutes",
             safety.max_heat_minutes,
-            1..=120,
+            limits::MAX_HEAT_MINUTES,
         );
-        check_range(issues, "safety.max_level", safety.max_level, 0..=1000);
-        check_range(issues, "safety.heat_level", safety.heat_level, 0..=1000);
-        check_range(issues, "guard.days_before", self.guard.days_before, 0..=365);
+        check_range(issues, "safety.max_level", safety.max_level, limits::LEVEL);
+        check_range(
+            issues,
+            "safety.heat_level",
+            safety.heat_level,
+            limits::LEVEL,
+        );
+        let days = self.guard.days_before;
+        check_range(issues, "guard.days_before", days, limits::GUARD_DAYS_BEFORE);
         if self.store.path.as_os_str().is_empty() {
             issues.push(ConfigIssue::at_key("store.path", "must not be empty"));
         }
@@ -215,12 +224,8 @@ fn check_range<T: PartialOrd + Display>(
     value: T,
     range: RangeInclusive<T>,
 ) {
-    if !range.contains(&value) {
-        let (low, high) = range.into_inner();
-        issues.push(ConfigIssue::at_key(
-            key,
-            format!("{value} is out of range {low}..={high}"),
-        ));
+    if let Some(problem) = limits::out_of_range(value, &range) {
+        issues.push(ConfigIssue::at_key(key, problem));
     }
 }
 

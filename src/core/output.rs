@@ -106,10 +106,21 @@ pub struct Snapshot {
     pub relaxer_date: Option<Date>,
     /// Whether the guard refuses starts today.
     pub guard_active: bool,
+    /// Why the guard is active; `None` when it is not.
+    pub guard_reason: Option<GuardReason>,
     /// Lifetime counters.
     pub counters: Counters,
     /// The fault, in the fault state.
     pub fault: Option<Fault>,
+}
+
+impl Snapshot {
+    /// Massage seconds over all sessions including the running one, as the persisted counter
+    /// will read if the session ends now; it never goes back.
+    pub fn massage_seconds_live(&self) -> u64 {
+        let running = self.elapsed.map_or(0, |elapsed| elapsed.as_secs());
+        self.counters.massage_seconds_total + running
+    }
 }
 
 /// Why a session ended or an event happened.
@@ -140,6 +151,25 @@ impl Reason {
     }
 }
 
+/// Why the relaxer guard refuses starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GuardReason {
+    /// Today is within `guard.days_before` days before the relaxer date.
+    RelaxerSoon,
+    /// The saved relaxer date was lost (unreadable state); set it again to lift the guard.
+    RelaxerDateLost,
+}
+
+impl GuardReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardReason::RelaxerSoon => "relaxer_soon",
+            GuardReason::RelaxerDateLost => "relaxer_date_lost",
+        }
+    }
+}
+
 /// Kinds of events, as published in `event_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
@@ -159,11 +189,13 @@ pub enum EventKind {
     Fault,
     /// A command was refused (emitted by the shell).
     Rejected,
+    /// The heat cap turned the heater off (reason `heat_cap`); a session goes on without it.
+    HeatOff,
 }
 
 impl EventKind {
     /// Every kind, for Home Assistant `event_types`.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Started,
         EventKind::Step,
         EventKind::Paused,
@@ -172,6 +204,7 @@ impl EventKind {
         EventKind::Stopped,
         EventKind::Fault,
         EventKind::Rejected,
+        EventKind::HeatOff,
     ];
 
     /// The wire name.
@@ -185,6 +218,7 @@ impl EventKind {
             EventKind::Stopped => "stopped",
             EventKind::Fault => "fault",
             EventKind::Rejected => "rejected",
+            EventKind::HeatOff => "heat_off",
         }
     }
 }
@@ -204,6 +238,45 @@ pub struct Event {
     pub reason: Option<Reason>,
     /// The fault, for `fault`.
     pub fault: Option<Fault>,
+}
+
+impl Event {
+    /// An event with no step, reason or fault.
+    pub fn new(kind: EventKind, routine: impl Into<String>) -> Event {
+        Event {
+            kind,
+            routine: routine.into(),
+            step: None,
+            step_index: None,
+            reason: None,
+            fault: None,
+        }
+    }
+
+    /// The `fault` event for `fault`.
+    pub fn fault(routine: impl Into<String>, fault: Fault) -> Event {
+        Event {
+            fault: Some(fault),
+            ..Event::new(EventKind::Fault, routine).with_reason(Reason::Fault)
+        }
+    }
+
+    /// The same event with the step it concerns.
+    pub fn with_step(self, label: impl Into<String>, index: usize) -> Event {
+        Event {
+            step: Some(label.into()),
+            step_index: Some(index),
+            ..self
+        }
+    }
+
+    /// The same event with a reason.
+    pub fn with_reason(self, reason: Reason) -> Event {
+        Event {
+            reason: Some(reason),
+            ..self
+        }
+    }
 }
 
 /// One thing for the shell to do.

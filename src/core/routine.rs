@@ -266,6 +266,16 @@ fn step_problem(step: &Step) -> Option<String> {
     None
 }
 
+/// Finds a routine by id, or by display name ignoring case; surrounding spaces are ignored.
+pub fn find_routine(routines: &[Routine], name: &str) -> Option<usize> {
+    let name = name.trim();
+    routines.iter().position(|r| r.id == name).or_else(|| {
+        routines
+            .iter()
+            .position(|r| r.name.eq_ignore_ascii_case(name))
+    })
+}
+
 /// Checks a whole library: each routine valid, ids and names unique.
 pub fn validate_library(routines: &[Routine]) -> Result<(), RoutineError> {
     for (i, routine) in routines.iter().enumerate() {

@@ -445,7 +445,7 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            8
+            9
         );
         assert_eq!(
             value["cmps"]["session"]["state_topic"],

@@ -217,6 +217,7 @@ mod tests {
             ends_at: Some(clock.instant + Duration::from_millis(900_400)),
             relaxer_date: None,
             guard_active: false,
+            guard_reason: None,
             counters: Counters {
                 sessions_total: 12,
                 massage_seconds_total: 7200,
@@ -243,6 +244,7 @@ mod tests {
             ends_at: None,
             relaxer_date: Some("2026-12-01".parse().unwrap()),
             guard_active: true,
+            guard_reason: Some(crate::core::GuardReason::RelaxerSoon),
             counters: Counters::default(),
             fault: None,
         }
@@ -380,6 +382,11 @@ mod tests {
         assert_eq!(
             render_event(&stopped),
             r#"{"event_type":"stopped","routine":"full-scalp","reason":"command"}"#
+        );
+        let heat_off = Event::new(EventKind::HeatOff, "full-scalp").with_reason(Reason::HeatCap);
+        assert_eq!(
+            render_event(&heat_off),
+            r#"{"event_type":"heat_off","routine":"full-scalp","reason":"heat_cap"}"#
         );
         let fault = Event {
             kind: EventKind::Fault,
