@@ -7,7 +7,7 @@ mod saver;
 use crate::config::Config;
 use crate::core::{Action, Engine, Fault, Output, RejectCode, Rejection, SessionState};
 use crate::device::{DeviceError, Driver};
-use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
+use crate::mqtt::command::{CommandError, CommandId, ParsedCommand, parse_command};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
 use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
 use crate::mqtt::render::{
@@ -388,10 +388,10 @@ impl Daemon {
         #[cfg(debug_assertions)]
         debug_panic_on(payload);
         let now = Instant::now();
-        let ParsedCommand { id, command } = match parse_command(payload, self.max_payload) {
+        let ParsedCommand { id, command, .. } = match parse_command(payload, self.max_payload) {
             Ok(parsed) => parsed,
             Err(CommandError { id, rejection }) => {
-                self.reject(id.as_deref(), &rejection);
+                self.reject(id.as_ref(), &rejection);
                 return;
             }
         };
@@ -408,7 +408,7 @@ impl Daemon {
                 RejectCode::RateLimited,
                 "too many commands; stop is always accepted",
             );
-            self.reject_with(id.as_deref(), &rejection, loud);
+            self.reject_with(id.as_ref(), &rejection, loud);
             return;
         }
         if command.action == Some(Action::ClearFault)
@@ -419,14 +419,14 @@ impl Daemon {
                 RejectCode::FaultActive,
                 format!("the device still fails: {error}"),
             );
-            self.reject(id.as_deref(), &rejection);
+            self.reject(id.as_ref(), &rejection);
             return;
         }
         match self.engine.handle_command(now, &command) {
             Ok(()) => {
                 tracing::info!(
                     action = command.action.map(|a| a.as_str()),
-                    id = id.as_deref(),
+                    id = id.as_ref().map(CommandId::as_str),
                     "command accepted"
                 );
                 if let Some(id) = id {
@@ -434,19 +434,19 @@ impl Daemon {
                     self.publish(&self.topics.response.clone(), reply.into_bytes(), false);
                 }
             }
-            Err(rejection) => self.reject(id.as_deref(), &rejection),
+            Err(rejection) => self.reject(id.as_ref(), &rejection),
         }
     }
 
-    fn reject(&self, id: Option<&str>, rejection: &Rejection) {
+    fn reject(&self, id: Option<&CommandId>, rejection: &Rejection) {
         self.reject_with(id, rejection, true);
     }
 
     /// Answers a refused command: the `rejected` event, the response when it carried an id,
     /// and, when `loud`, a log line.
-    fn reject_with(&self, id: Option<&str>, rejection: &Rejection, loud: bool) {
+    fn reject_with(&self, id: Option<&CommandId>, rejection: &Rejection, loud: bool) {
         if loud {
-            tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id, "command rejected");
+            tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id = id.map(CommandId::as_str), "command rejected");
         }
         self.publish(
             &self.topics.event,

@@ -6,11 +6,12 @@
 pub mod command;
 pub mod discovery;
 pub mod link;
+pub mod outbox;
 pub mod render;
 pub mod tls;
 pub mod topics;
 
-pub use command::{CommandError, ParsedCommand, parse_command};
+pub use command::{CommandError, CommandId, ParsedCommand, parse_command};
 pub use discovery::{DiscoveryInfo, discovery_payload, forget_payloads};
 pub use render::{WallClock, render_event, render_rejected, render_response, render_state};
 pub use topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
