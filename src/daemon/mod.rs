@@ -7,9 +7,11 @@ mod saver;
 use crate::config::Config;
 use crate::core::{Action, Engine, Fault, Output, RejectCode, Rejection, SessionState};
 use crate::device::{DeviceError, Driver};
+use crate::logging::escape_for_log;
 use crate::mqtt::command::{CommandError, CommandId, ParsedCommand, parse_command};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
-use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
+use crate::mqtt::link::{Events, LastWill, Link, LinkEvent, LinkOptions, Publisher};
+use crate::mqtt::outbox::Delivery;
 use crate::mqtt::render::{
     WallClock, render_event, render_rejected, render_response, render_state,
 };
@@ -20,7 +22,6 @@ use rate::TokenBucket;
 use saver::Saver;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
 use tokio::time::sleep_until;
 
 /// Why the daemon could not start or stopped abnormally.
@@ -69,10 +70,6 @@ struct Daemon {
     saver: Saver,
     saved: SavedState,
     connected: bool,
-    /// Publishes dropped since the last warning about them.
-    publishes_dropped: std::cell::Cell<u64>,
-    /// When the last dropped-publish warning was logged.
-    drop_warned_at: std::cell::Cell<Option<Instant>>,
     /// When the last `rate_limited` rejection was logged.
     rate_limit_replied: Option<Instant>,
     republish_at: Option<tokio::time::Instant>,
@@ -154,8 +151,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         saved,
         connected: false,
         rate_limit_replied: None,
-        publishes_dropped: std::cell::Cell::new(0),
-        drop_warned_at: std::cell::Cell::new(None),
         republish_at: None,
         notifier: Notifier::from_env(),
         ready_deadline: Some(tokio::time::Instant::now() + READY_DEADLINE),
@@ -193,6 +188,7 @@ fn link_options(
         retain: true,
     });
     link.subscriptions = vec![topics.set.clone(), topics.ha_status.clone()];
+    link.max_payload_bytes = config.mqtt.max_payload_bytes;
     Ok(link)
 }
 
@@ -227,10 +223,7 @@ fn to_tokio(at: Instant) -> tokio::time::Instant {
 }
 
 impl Daemon {
-    async fn main_loop(
-        &mut self,
-        events: &mut mpsc::Receiver<LinkEvent>,
-    ) -> Result<(), DaemonError> {
+    async fn main_loop(&mut self, events: &mut Events) -> Result<(), DaemonError> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
         let mut midnight = tokio::time::Instant::now() + calendar::until_next_midnight();
@@ -297,6 +290,15 @@ impl Daemon {
                 self.notifier
                     .status(&format!("broker {} unreachable, retrying", self.broker));
             }
+            LinkEvent::Overloaded { ids, .. } => {
+                let rejection = Rejection::new(
+                    RejectCode::Overloaded,
+                    "too many commands at once; this one was not read (stop is never shed)",
+                );
+                for id in &ids {
+                    self.reject_with(Some(id), &rejection, false);
+                }
+            }
             LinkEvent::Message {
                 topic,
                 payload,
@@ -334,52 +336,47 @@ impl Daemon {
             &self.topics.availability.clone(),
             PAYLOAD_ONLINE.as_bytes().to_vec(),
             true,
+            Delivery::Latest,
         );
         if let Some(discovery) = self.discovery.clone() {
             self.publish(
                 &self.topics.discovery_config.clone(),
                 discovery.into_bytes(),
                 true,
+                Delivery::Latest,
             );
         }
         let state = render_state(&self.engine.snapshot(Instant::now()), &self.clock);
-        self.publish(&self.topics.state.clone(), state.into_bytes(), true);
+        self.publish(
+            &self.topics.state.clone(),
+            state.into_bytes(),
+            true,
+            Delivery::Latest,
+        );
     }
 
     /// Queues a publish without ever waiting: the loop must keep writing frames even when the
-    /// broker is away (everything retained is republished on reconnect).
-    fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) {
+    /// broker is away (everything retained is republished on reconnect). The link's outbox
+    /// supersedes retained state, never sheds critical messages and counts shed bulk ones.
+    fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool, delivery: Delivery) {
         if !self.connected {
             return;
         }
-        if let Err(error) = self.publisher.try_publish(topic, payload, retain) {
-            // A broker that stopped reading would otherwise turn every frame-loop turn into a
-            // log line: warn at most once per second, with the count since the last warning.
-            let dropped = self.publishes_dropped.get() + 1;
-            self.publishes_dropped.set(dropped);
-            let now = Instant::now();
-            if self
-                .drop_warned_at
-                .get()
-                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
-            {
-                self.drop_warned_at.set(Some(now));
-                self.publishes_dropped.set(0);
-                tracing::warn!(%topic, %error, dropped, "mqtt publish dropped");
-            }
+        if let Err(error) = self.publisher.send(topic, payload, retain, delivery) {
+            tracing::warn!(%topic, %error, "mqtt publish failed");
         }
     }
 
     async fn on_set(&mut self, payload: &[u8], retain: bool) {
-        if payload.is_empty() {
+        if payload.is_empty() && retain {
             // Our own clearing of a retained command comes back empty.
             return;
         }
         if retain {
             tracing::warn!(topic = %self.topics.set, bytes = payload.len(), "retained command ignored and cleared");
-            if let Err(error) = self
-                .publisher
-                .try_publish(&self.topics.set, Vec::new(), true)
+            if let Err(error) =
+                self.publisher
+                    .send(&self.topics.set, Vec::new(), true, Delivery::Latest)
             {
                 tracing::warn!(%error, "could not clear the retained command");
             }
@@ -426,12 +423,23 @@ impl Daemon {
             Ok(()) => {
                 tracing::info!(
                     action = command.action.map(|a| a.as_str()),
-                    id = id.as_ref().map(CommandId::as_str),
+                    id = id.as_ref().map(|id| escape_for_log(id.as_str())).as_deref(),
                     "command accepted"
                 );
                 if let Some(id) = id {
                     let reply = render_response(&id, Ok(()));
-                    self.publish(&self.topics.response.clone(), reply.into_bytes(), false);
+                    // A stop's answer is never shed; other answers may be under a flood.
+                    let delivery = if command.action == Some(Action::Stop) {
+                        Delivery::Critical
+                    } else {
+                        Delivery::Bulk
+                    };
+                    self.publish(
+                        &self.topics.response.clone(),
+                        reply.into_bytes(),
+                        false,
+                        delivery,
+                    );
                 }
             }
             Err(rejection) => self.reject(id.as_ref(), &rejection),
@@ -446,16 +454,22 @@ impl Daemon {
     /// and, when `loud`, a log line.
     fn reject_with(&self, id: Option<&CommandId>, rejection: &Rejection, loud: bool) {
         if loud {
-            tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id = id.map(CommandId::as_str), "command rejected");
+            tracing::info!(code = rejection.code.as_str(), message = %escape_for_log(&rejection.message), id = id.map(|id| escape_for_log(id.as_str())).as_deref(), "command rejected");
         }
         self.publish(
             &self.topics.event,
             render_rejected(rejection, id).into_bytes(),
             false,
+            Delivery::Bulk,
         );
         if let Some(id) = id {
             let reply = render_response(id, Err(rejection));
-            self.publish(&self.topics.response, reply.into_bytes(), false);
+            self.publish(
+                &self.topics.response,
+                reply.into_bytes(),
+                false,
+                Delivery::Bulk,
+            );
         }
     }
 
@@ -487,7 +501,12 @@ impl Daemon {
                 }
                 Output::State(snapshot) => {
                     let state = render_state(&snapshot, &self.clock);
-                    self.publish(&self.topics.state.clone(), state.into_bytes(), true);
+                    self.publish(
+                        &self.topics.state.clone(),
+                        state.into_bytes(),
+                        true,
+                        Delivery::Latest,
+                    );
                 }
                 Output::Event(event) => {
                     tracing::info!(event = event.kind.as_str(), routine = %event.routine, "session event");
@@ -495,6 +514,7 @@ impl Daemon {
                         &self.topics.event.clone(),
                         render_event(&event).into_bytes(),
                         false,
+                        Delivery::Critical,
                     );
                 }
             }
@@ -507,7 +527,7 @@ impl Daemon {
     }
 
     /// Outputs to zero, `offline` published, state saved, broker disconnected.
-    async fn shutdown(mut self, events: &mut mpsc::Receiver<LinkEvent>) {
+    async fn shutdown(mut self, events: &mut Events) {
         self.engine.shutdown(Instant::now());
         self.notifier.stopping();
         self.drain().await;
@@ -515,6 +535,7 @@ impl Daemon {
             &self.topics.availability,
             PAYLOAD_OFFLINE.as_bytes().to_vec(),
             true,
+            Delivery::Latest,
         );
         let Daemon {
             driver,
