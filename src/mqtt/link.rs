@@ -60,6 +60,10 @@ const MAX_SHED_IDS: usize = 1024;
 const PRIORITY_CAPACITY: usize = 64;
 /// First delay after a client-id takeover; doubles up to [`TAKEOVER_BACKOFF_MAX`].
 const TAKEOVER_BACKOFF_MIN: Duration = Duration::from_secs(10);
+/// A connection the broker ends within this of its ConnAck counts as a quick close; two in a
+/// row are taken for a client-id takeover when the broker does not say so (MQTT 5 reason
+/// "session taken over"): it keeps accepting us and then drops us for the other client.
+const QUICK_CLOSE: Duration = Duration::from_secs(3);
 /// Longest delay after repeated client-id takeovers.
 const TAKEOVER_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Unacknowledged QoS 1 publishes allowed at once (the broker may allow fewer).
@@ -694,6 +698,7 @@ async fn poll_loop(
     let mut awaiting_suback = false;
     let mut takeover_backoff = Backoff::new(TAKEOVER_BACKOFF_MIN, TAKEOVER_BACKOFF_MAX);
     let mut takeover_logged = false;
+    let mut quick_closes = 0u32;
     // The next poll opens a new connection (first poll, or after an error).
     let mut attempt_pending = true;
     let mut failures = FailureLog::default();
@@ -809,7 +814,13 @@ async fn poll_loop(
                 let mut reason = error.to_string();
                 attempt_pending = true;
                 awaiting_suback = false;
-                let takeover = is_takeover(&error);
+                match connected_since {
+                    Some(since) if since.elapsed() < QUICK_CLOSE => quick_closes += 1,
+                    Some(_) => quick_closes = 0,
+                    // A failed attempt: the broker is away, not another client.
+                    None => quick_closes = 0,
+                }
+                let takeover = is_takeover(&error) || quick_closes >= 2;
                 let delay = if takeover {
                     takeover_backoff.next_delay(&mut rng)
                 } else {
