@@ -1,6 +1,6 @@
 //! What the link sends, in which order, and what it may shed: a pure outgoing queue.
 //!
-//! Three delivery classes (see [`Delivery`]). Retained topics (state, availability, discovery)
+//! Messages leave in the order they were produced. Three delivery classes (see [`Delivery`]). Retained topics (state, availability, discovery)
 //! are latest-wins: a newer payload replaces the one still waiting, so the broker's copy always
 //! converges to the truth and nothing retained is ever dropped. Critical messages (a stop's
 //! event and response, lifecycle events) are never shed. Bulk messages (other events and
@@ -34,14 +34,16 @@ pub struct Message {
 /// Bulk messages allowed to wait before new ones are shed.
 pub const BULK_CAPACITY: usize = 256;
 
-/// The outgoing queue: latest-wins per topic, critical never shed, bulk bounded and counted.
+/// The outgoing queue, in production order: latest-wins per topic (a superseding payload
+/// keeps its topic's place), critical never shed, bulk bounded and counted.
 #[derive(Debug)]
 pub struct Outbox {
-    critical: VecDeque<Message>,
-    /// Topics with a Latest message waiting, in the order they were first queued.
-    latest_order: VecDeque<String>,
+    next_seq: u64,
+    critical: VecDeque<(u64, Message)>,
+    /// Topics with a Latest message waiting, by the sequence number of their place.
+    latest_order: VecDeque<(u64, String)>,
     latest: HashMap<String, Message>,
-    bulk: VecDeque<Message>,
+    bulk: VecDeque<(u64, Message)>,
     bulk_capacity: usize,
     shed: u64,
 }
@@ -56,6 +58,7 @@ impl Outbox {
     /// An empty outbox holding at most `bulk_capacity` bulk messages.
     pub fn new(bulk_capacity: usize) -> Outbox {
         Outbox {
+            next_seq: 0,
             critical: VecDeque::new(),
             latest_order: VecDeque::new(),
             latest: HashMap::new(),
@@ -67,12 +70,13 @@ impl Outbox {
 
     /// Queues `message`; returns `false` when it was shed (bulk only, when bulk is full).
     pub fn push(&mut self, message: Message, delivery: Delivery) -> bool {
+        let seq = self.next_seq;
         match delivery {
-            Delivery::Critical => self.critical.push_back(message),
+            Delivery::Critical => self.critical.push_back((seq, message)),
             Delivery::Latest => {
                 // A newer payload supersedes the waiting one but keeps its place in the queue.
                 if !self.latest.contains_key(&message.topic) {
-                    self.latest_order.push_back(message.topic.clone());
+                    self.latest_order.push_back((seq, message.topic.clone()));
                 }
                 self.latest.insert(message.topic.clone(), message);
             }
@@ -81,23 +85,27 @@ impl Outbox {
                     self.shed += 1;
                     return false;
                 }
-                self.bulk.push_back(message);
+                self.bulk.push_back((seq, message));
             }
         }
+        self.next_seq += 1;
         true
     }
 
-    /// The next message to send: critical first, then latest state, then bulk.
+    /// The next message to send: the oldest place in the queue, whatever its class.
     pub fn pop(&mut self) -> Option<Message> {
-        if let Some(message) = self.critical.pop_front() {
-            return Some(message);
+        let critical = self.critical.front().map(|(seq, _)| *seq);
+        let latest = self.latest_order.front().map(|(seq, _)| *seq);
+        let bulk = self.bulk.front().map(|(seq, _)| *seq);
+        let oldest = [critical, latest, bulk].into_iter().flatten().min()?;
+        if critical == Some(oldest) {
+            return self.critical.pop_front().map(|(_, m)| m);
         }
-        while let Some(topic) = self.latest_order.pop_front() {
-            if let Some(message) = self.latest.remove(&topic) {
-                return Some(message);
-            }
+        if latest == Some(oldest) {
+            let (_, topic) = self.latest_order.pop_front()?;
+            return self.latest.remove(&topic);
         }
-        self.bulk.pop_front()
+        self.bulk.pop_front().map(|(_, m)| m)
     }
 
     /// Whether nothing waits.
@@ -152,22 +160,24 @@ mod tests {
     }
 
     #[test]
-    fn critical_goes_first_and_is_never_shed() {
+    fn order_is_kept_and_critical_is_never_shed() {
         let mut outbox = Outbox::new(1);
-        outbox.push(message("event", "rejected"), Delivery::Bulk);
+        outbox.push(message("response", "ok"), Delivery::Bulk);
         outbox.push(message("state", "idle"), Delivery::Latest);
         for i in 0..1000 {
-            assert!(outbox.push(
+            let kept = outbox.push(
                 message("event", &format!("stopped {i}")),
-                Delivery::Critical
-            ));
+                Delivery::Critical,
+            );
+            assert!(kept);
         }
+        assert!(!outbox.push(message("response", "shed"), Delivery::Bulk));
         let sent = drain(&mut outbox);
         assert_eq!(sent.len(), 1002);
-        assert_eq!(sent[0].1, "stopped 0");
-        assert_eq!(sent[1000].1, "idle");
-        assert_eq!(sent[1001].1, "rejected");
-        assert_eq!(outbox.shed_total(), 0);
+        assert_eq!(sent[0].1, "ok");
+        assert_eq!(sent[1].1, "idle");
+        assert_eq!(sent[2].1, "stopped 0");
+        assert_eq!(outbox.shed_total(), 1);
     }
 
     #[test]
