@@ -31,6 +31,9 @@ pub struct Message {
     pub retain: bool,
 }
 
+/// Bulk messages waiting beyond which critical and latest messages overtake them.
+pub const OVERLOAD_BACKLOG: usize = 16;
+
 /// Bulk messages allowed to wait before new ones are shed.
 pub const BULK_CAPACITY: usize = 256;
 
@@ -92,11 +95,16 @@ impl Outbox {
         true
     }
 
-    /// The next message to send: the oldest place in the queue, whatever its class.
+    /// The next message to send: the oldest place in the queue, whatever its class, except
+    /// that under overload (more than [`OVERLOAD_BACKLOG`] bulk messages waiting) critical and
+    /// latest messages go first.
     pub fn pop(&mut self) -> Option<Message> {
         let critical = self.critical.front().map(|(seq, _)| *seq);
         let latest = self.latest_order.front().map(|(seq, _)| *seq);
         let bulk = self.bulk.front().map(|(seq, _)| *seq);
+        // Overloaded (a bulk backlog): state and critical messages stop waiting behind it.
+        let bulk = bulk
+            .filter(|_| self.bulk.len() <= OVERLOAD_BACKLOG || (critical, latest) == (None, None));
         let oldest = [critical, latest, bulk].into_iter().flatten().min()?;
         if critical == Some(oldest) {
             return self.critical.pop_front().map(|(_, m)| m);
@@ -178,6 +186,22 @@ mod tests {
         assert_eq!(sent[1].1, "idle");
         assert_eq!(sent[2].1, "stopped 0");
         assert_eq!(outbox.shed_total(), 1);
+    }
+
+    #[test]
+    fn under_overload_state_and_critical_overtake_the_bulk_backlog() {
+        let mut outbox = Outbox::new(100);
+        for i in 0..50 {
+            outbox.push(message("response", &i.to_string()), Delivery::Bulk);
+        }
+        outbox.push(message("state", "idle"), Delivery::Latest);
+        outbox.push(message("event", "stopped"), Delivery::Critical);
+        let sent = drain(&mut outbox);
+        assert_eq!(
+            (sent[0].1.as_str(), sent[1].1.as_str()),
+            ("idle", "stopped")
+        );
+        assert_eq!(sent.len(), 52);
     }
 
     #[test]
