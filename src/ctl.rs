@@ -1,10 +1,9 @@
 //! `massaged ctl`: a small MQTT client for people and shell scripts.
 
-use crate::mqtt::link::{Link, LinkEvent, LinkOptions, Publisher};
+use crate::mqtt::link::{Events, Link, LinkEvent, LinkOptions, Publisher};
 use crate::mqtt::topics::{PAYLOAD_ONLINE, Topics};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// What `ctl` was asked to do.
 #[derive(Debug, Clone)]
@@ -76,10 +75,7 @@ pub async fn run(
     outcome
 }
 
-async fn wait_connected(
-    events: &mut mpsc::Receiver<LinkEvent>,
-    broker: &str,
-) -> Result<(), CtlError> {
+async fn wait_connected(events: &mut Events, broker: &str) -> Result<(), CtlError> {
     let connected = async {
         while let Some(event) = events.recv().await {
             if event == LinkEvent::Connected {
@@ -96,7 +92,7 @@ async fn wait_connected(
 
 async fn send(
     publisher: &Publisher,
-    events: &mut mpsc::Receiver<LinkEvent>,
+    events: &mut Events,
     topics: &Topics,
     mut command: serde_json::Map<String, Value>,
 ) -> Result<CtlOutcome, CtlError> {
@@ -134,10 +130,7 @@ async fn send(
     }
 }
 
-async fn status(
-    events: &mut mpsc::Receiver<LinkEvent>,
-    topics: &Topics,
-) -> Result<CtlOutcome, CtlError> {
+async fn status(events: &mut Events, topics: &Topics) -> Result<CtlOutcome, CtlError> {
     let mut state: Option<Value> = None;
     let mut availability: Option<String> = None;
     let collect = async {
@@ -172,10 +165,7 @@ async fn status(
     })
 }
 
-async fn watch(
-    events: &mut mpsc::Receiver<LinkEvent>,
-    topics: &Topics,
-) -> Result<CtlOutcome, CtlError> {
+async fn watch(events: &mut Events, topics: &Topics) -> Result<CtlOutcome, CtlError> {
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(CtlOutcome::Ok),

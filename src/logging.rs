@@ -6,9 +6,11 @@
 //! redact them in their `Debug` output (see `config::sections`).
 
 use crate::config::LogFormat;
+use std::borrow::Cow;
 use std::io::IsTerminal;
 // `Targets` (target=level lists) rather than `EnvFilter`: same level syntax, without the
 // regex engine `EnvFilter` brings (see docs/PERFORMANCE.md, footprint).
+use std::time::{Duration, Instant};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets as LogFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -189,6 +191,89 @@ fn stderr_identity() -> Option<(u64, u64)> {
     Some((metadata.dev(), metadata.ino()))
 }
 
+/// `text` safe to put in a text log line: control characters (newline, carriage return, NUL,
+/// escape, ...), the Unicode line separators and the backslash are written as `\n`, `\0`,
+/// `\u{1b}`, `\\`, so a value copied from a command can never start a fake log line or hide
+/// behind terminal escapes. Borrowed when there is nothing to escape.
+pub fn escape_for_log(text: &str) -> Cow<'_, str> {
+    let needs = |c: char| c == '\\' || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            '\0' => escaped.push_str("\\0"),
+            c if needs(c) => escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => escaped.push(c),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// At most one log line per interval for a stream of similar events (refused commands, shed
+/// messages), each line carrying the true count, and a final line with the count held back
+/// when the stream stops. Pure: time comes in as an argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogThrottle {
+    interval: Duration,
+    last_line: Option<Instant>,
+    held_back: u64,
+}
+
+impl LogThrottle {
+    /// A throttle allowing one line per `interval`.
+    pub fn new(interval: Duration) -> LogThrottle {
+        LogThrottle {
+            interval,
+            last_line: None,
+            held_back: 0,
+        }
+    }
+
+    /// One line per second.
+    pub fn per_second() -> LogThrottle {
+        LogThrottle::new(Duration::from_secs(1))
+    }
+
+    /// Records one event at `now`: `Some(count)` when a line may go out now, `count` being the
+    /// events it stands for (this one and those held back since the last line).
+    pub fn record(&mut self, now: Instant) -> Option<u64> {
+        self.held_back += 1;
+        let due = self
+            .last_line
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.interval);
+        if !due {
+            return None;
+        }
+        self.last_line = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
+
+    /// When the events held back get their final line (`None` when none are held back).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.held_back == 0 {
+            return None;
+        }
+        self.last_line.map(|at| at + self.interval)
+    }
+
+    /// At or after [`LogThrottle::poll_timeout`]: `Some(count)` of the events held back since
+    /// the last line, the final count of a burst that has ended.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<u64> {
+        let due = self.poll_timeout().is_some_and(|at| now >= at);
+        if !due {
+            return None;
+        }
+        self.last_line = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +391,47 @@ mod tests {
     fn stderr_identity_is_readable() {
         // Whatever stderr is under the test harness, it has a device and inode.
         assert!(stderr_identity().is_some());
+    }
+
+    #[test]
+    fn escaping_keeps_every_value_on_one_line() {
+        assert!(matches!(
+            escape_for_log("full-scalp"),
+            Cow::Borrowed("full-scalp")
+        ));
+        assert_eq!(
+            escape_for_log("x\nINFO massaged: fake line\r\0\u{1b}[31m\\"),
+            "x\\nINFO massaged: fake line\\r\\0\\u{1b}[31m\\\\"
+        );
+        assert_eq!(escape_for_log("a\u{2028}b\u{85}"), "a\\u{2028}b\\u{85}");
+        assert_eq!(escape_for_log("Nacken ümlaut é"), "Nacken ümlaut é");
+        for text in ["\n", "\u{0}", "a\u{7f}", "\t\t"] {
+            let escaped = escape_for_log(text);
+            assert!(!escaped.chars().any(char::is_control), "{escaped:?}");
+        }
+    }
+
+    #[test]
+    fn throttle_lets_one_line_a_second_through_with_the_true_count() {
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        let mut throttle = LogThrottle::per_second();
+        assert_eq!(throttle.poll_timeout(), None);
+        assert_eq!(throttle.record(ms(0)), Some(1));
+        for n in 1..1000 {
+            assert_eq!(throttle.record(ms(n)), None);
+        }
+        assert_eq!(throttle.poll_timeout(), Some(ms(1000)));
+        // The next event after the interval carries everything held back.
+        assert_eq!(throttle.record(ms(1000)), Some(1000));
+        assert_eq!(throttle.record(ms(1200)), None);
+        assert_eq!(throttle.record(ms(1300)), None);
+        // The burst ends: the final line at the timeout says how many were held back.
+        assert_eq!(throttle.handle_timeout(ms(1999)), None);
+        assert_eq!(throttle.handle_timeout(ms(2000)), Some(2));
+        assert_eq!(throttle.poll_timeout(), None);
+        assert_eq!(throttle.handle_timeout(ms(5000)), None);
+        // Quiet since: the next event is logged at once.
+        assert_eq!(throttle.record(ms(5000)), Some(1));
     }
 }

@@ -3,10 +3,11 @@
 
 mod support;
 
-use massaged::mqtt::link::{LastWill, Link, LinkError, LinkEvent, LinkOptions};
+use massaged::mqtt::CommandId;
+use massaged::mqtt::link::{Events, LastWill, Link, LinkError, LinkEvent, LinkOptions};
+use massaged::mqtt::outbox::Delivery;
 use std::time::Duration;
 use support::{TIMEOUT, TestBroker, TestClient};
-use tokio::sync::mpsc;
 
 fn options(broker: &TestBroker, client_id: &str) -> LinkOptions {
     let mut options = LinkOptions::new("127.0.0.1", broker.port(), client_id);
@@ -17,7 +18,7 @@ fn options(broker: &TestBroker, client_id: &str) -> LinkOptions {
 }
 
 /// Next event, failing the test after [`TIMEOUT`].
-async fn next_event(events: &mut mpsc::Receiver<LinkEvent>) -> LinkEvent {
+async fn next_event(events: &mut Events) -> LinkEvent {
     tokio::time::timeout(TIMEOUT, events.recv())
         .await
         .expect("link event within timeout")
@@ -25,10 +26,7 @@ async fn next_event(events: &mut mpsc::Receiver<LinkEvent>) -> LinkEvent {
 }
 
 /// Skips events until one satisfies `wanted`.
-async fn wait_for(
-    events: &mut mpsc::Receiver<LinkEvent>,
-    wanted: impl Fn(&LinkEvent) -> bool,
-) -> LinkEvent {
+async fn wait_for(events: &mut Events, wanted: impl Fn(&LinkEvent) -> bool) -> LinkEvent {
     loop {
         let event = next_event(events).await;
         if wanted(&event) {
@@ -254,24 +252,139 @@ async fn waits_for_a_broker_that_is_not_up_yet() {
 }
 
 #[tokio::test]
-async fn same_client_id_takes_over_the_session() {
+async fn a_client_id_takeover_is_not_fought_in_a_loop() {
     let broker = TestBroker::start();
-    let mut first_options = options(&broker, "link-same-id");
-    // Slow to come back, so it does not take the id back while the test runs.
-    first_options.backoff_min = Duration::from_secs(60);
-    first_options.backoff_max = Duration::from_secs(60);
-    let (_first, mut first_events) = Link::start(first_options);
+    // Both with the fast test backoff: without the takeover backoff they would knock each
+    // other off in a loop.
+    let link = |n| {
+        let mut link_options = options(&broker, "link-same-id");
+        link_options.subscriptions = vec![format!("dev/{n}")];
+        Link::start(link_options)
+    };
+    let (_first, mut first_events) = link(1);
     assert_eq!(next_event(&mut first_events).await, LinkEvent::Connected);
-    let mut second_options = options(&broker, "link-same-id");
-    second_options.subscriptions = vec!["dev/set".into()];
-    let (_second, mut second_events) = Link::start(second_options);
-    assert_eq!(next_event(&mut second_events).await, LinkEvent::Connected);
-    // The broker drops the older connection with the same id.
-    assert!(matches!(
-        next_event(&mut first_events).await,
-        LinkEvent::Disconnected { .. }
-    ));
+    let (_second, mut second_events) = link(2);
+    // Within a few rounds one of them sees the takeover and backs off (10 s at least).
+    let is_takeover = |e: &LinkEvent| matches!(e, LinkEvent::Disconnected { reason } if reason.contains("taken over"));
+    let (mut survivor, survivor_topic) = tokio::select! {
+        e = wait_for(&mut first_events, is_takeover) => { drop(e); (second_events, "dev/2") }
+        e = wait_for(&mut second_events, is_takeover) => { drop(e); (first_events, "dev/1") }
+    };
+    // The other one holds the connection from now on: it is (re)connected and gets commands.
     let mut commander = TestClient::connect(&broker, "commander").await;
-    commander.publish("dev/set", "pause", false).await;
-    wait_for(&mut second_events, message("dev/set", "pause")).await;
+    let mut delivered = false;
+    for _ in 0..50 {
+        commander.publish(survivor_topic, "pause", false).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, survivor.recv()).await {
+            if message(survivor_topic, "pause")(&event) {
+                delivered = true;
+                break;
+            }
+        }
+        if delivered {
+            break;
+        }
+    }
+    assert!(delivered, "the survivor never got a command");
+    for word in ["resume", "skip"] {
+        commander.publish(survivor_topic, word, false).await;
+        let event = wait_for(&mut survivor, |e| !matches!(e, LinkEvent::Connected)).await;
+        assert!(message(survivor_topic, word)(&event), "{event:?}");
+    }
+}
+
+#[tokio::test]
+async fn stops_overtake_a_full_queue_and_shed_commands_are_reported_with_their_ids() {
+    let broker = TestBroker::start();
+    let mut link_options = options(&broker, "link-flood");
+    link_options.subscriptions = vec!["dev/set".into()];
+    link_options.event_capacity = 4;
+    let (publisher, mut events) = Link::start(link_options);
+    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+
+    // Nobody reads the events while 30 commands arrive, then a stop: the queue holds 4.
+    let mut commander = TestClient::connect(&broker, "commander").await;
+    for i in 0..30 {
+        let payload = format!(r#"{{"action":"start","id":{i}}}"#);
+        commander.publish("dev/set", payload, false).await;
+    }
+    commander
+        .publish("dev/set", r#"{"action":"stop","speed":9}"#, false)
+        .await;
+    // A probe after the stop: once it is queued or shed, the stop has been routed too.
+    commander
+        .publish("dev/set", r#"{"id":"probe"}"#, false)
+        .await;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while publisher.shed_totals().inbound < 27 {
+        assert!(tokio::time::Instant::now() < deadline, "not shed in time");
+        // Polling a counter nothing can notify us of, not a synchronising sleep.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The stop comes first, then the report of what was shed, then the queued commands.
+    assert!(message("dev/set", r#"{"action":"stop","speed":9}"#)(
+        &next_event(&mut events).await
+    ));
+    let LinkEvent::Overloaded { shed, ids } = next_event(&mut events).await else {
+        panic!("expected the shed report");
+    };
+    assert_eq!(shed, 27);
+    assert_eq!(ids.len(), 27);
+    assert_eq!(ids[0], CommandId::Integer("4".into()));
+    assert_eq!(ids[26], CommandId::Text("probe".into()));
+    for i in 0..4 {
+        let payload = format!(r#"{{"action":"start","id":{i}}}"#);
+        assert!(message("dev/set", &payload)(&next_event(&mut events).await));
+    }
+    assert_eq!(publisher.shed_totals().inbound, 27);
+}
+
+#[tokio::test]
+async fn commands_over_the_default_64_kib_reach_a_link_with_a_larger_limit() {
+    let broker = TestBroker::start();
+    let mut link_options = options(&broker, "link-big");
+    link_options.subscriptions = vec!["dev/set".into()];
+    link_options.max_payload_bytes = 100 * 1024;
+    let (_publisher, mut events) = Link::start(link_options);
+    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let mut commander = TestClient::connect(&broker, "commander").await;
+    // Over the setting too (the headroom lets it arrive to be refused as too_large).
+    let big = format!(r#"{{"id":"big","pad":"{}"}}"#, "x".repeat(150 * 1024));
+    commander.publish("dev/set", big.clone(), false).await;
+    let LinkEvent::Message { payload, .. } = next_event(&mut events).await else {
+        panic!("expected the big command");
+    };
+    assert_eq!(payload.len(), big.len());
+}
+
+#[tokio::test]
+async fn retained_state_converges_to_the_latest_after_a_burst() {
+    let broker = TestBroker::start();
+    let (publisher, mut events) = Link::start(options(&broker, "link-latest"));
+    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    for i in 0..5000 {
+        publisher
+            .send("dev/state", format!("s{i}"), true, Delivery::Latest)
+            .unwrap();
+        publisher
+            .send("dev/event", format!("e{i}"), false, Delivery::Bulk)
+            .unwrap();
+    }
+    publisher
+        .send("dev/event", "stopped", false, Delivery::Critical)
+        .unwrap();
+    let mut watcher = TestClient::connect(&broker, "watcher").await;
+    watcher.subscribe("dev/state").await;
+    publisher
+        .send("dev/state", "final", true, Delivery::Latest)
+        .unwrap();
+    watcher
+        .expect("dev/state", |m| m.text() == "final", TIMEOUT)
+        .await;
+    let mut reader = TestClient::connect(&broker, "reader").await;
+    assert_eq!(
+        reader.retained("dev/state", TIMEOUT).await.as_deref(),
+        Some(b"final".as_slice())
+    );
 }

@@ -391,7 +391,11 @@ async fn a_flood_is_rate_limited_but_stop_still_gets_through() {
     let refills = started.elapsed().as_secs() as usize + 1;
     let (position, stop) = stop.expect("loop ends with it");
     assert_eq!(stop, serde_json::json!({"id": "stop", "ok": true}));
-    assert_eq!(position, 60, "responses come in command order");
+    // The link routes a stop ahead of commands still queued, never behind them.
+    assert!(
+        position <= 60,
+        "stop answered after {position} commands sent after it"
+    );
     assert!(
         codes[..40].iter().all(|c| c == "not_running"),
         "the burst passes the limiter: {codes:?}"

@@ -17,7 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::daemon::DaemonProcess;
 use support::{TIMEOUT, free_loopback_addr};
-use tokio::sync::mpsc;
 
 const USER: &str = "massaged";
 const PASSWORD: &str = "pw-7f3e1c";
@@ -311,7 +310,7 @@ fn link_options(broker: &TlsBroker, client_id: &str, ca: PathBuf) -> LinkOptions
 }
 
 async fn wait_for(
-    events: &mut mpsc::Receiver<LinkEvent>,
+    events: &mut massaged::mqtt::link::Events,
     wanted: impl Fn(&LinkEvent) -> bool,
 ) -> LinkEvent {
     let deadline = tokio::time::Instant::now() + TIMEOUT;

@@ -94,6 +94,8 @@ pub enum RejectCode {
     TooLarge,
     /// Too many commands too fast.
     RateLimited,
+    /// Shed unread under a flood: the daemon could not keep up.
+    Overloaded,
 }
 
 impl RejectCode {
@@ -109,6 +111,7 @@ impl RejectCode {
             RejectCode::FaultActive => "fault_active",
             RejectCode::TooLarge => "too_large",
             RejectCode::RateLimited => "rate_limited",
+            RejectCode::Overloaded => "overloaded",
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::core::Engine;
 use crate::device::DeviceError;
 use crate::device::front::{self, DeviceReport, Front};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
-use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
+use crate::mqtt::link::{Events, LastWill, Link, LinkEvent, LinkOptions, Publisher};
 use crate::mqtt::render::WallClock;
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, Topics};
 use crate::service::{Action, DeviceFailure, LinkInput, Notice, Service, ServiceConfig, Signal};
@@ -20,7 +20,6 @@ use crate::systemd::Notifier;
 use saver::Saver;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 pub use signals::shutdown_signal;
@@ -144,6 +143,7 @@ pub async fn run_until(
         saver: Saver::spawn(store),
         notifier,
         connected: false,
+        shed_seen: 0,
     };
     shell
         .run(events, front::heartbeat_interval(&config.driver), shutdown)
@@ -169,6 +169,8 @@ fn link_options(
         (link.host, link.port, link.tls) = (host.clone(), *port, None);
     }
     link.backoff_max = RECONNECT_BACKOFF_MAX;
+    // Commands up to the limit reach us (and over it are answered `too_large`).
+    link.max_payload_bytes = config.mqtt.max_payload_bytes;
     link.last_will = Some(LastWill {
         topic: topics.availability.clone(),
         payload: PAYLOAD_OFFLINE.into(),
@@ -223,6 +225,7 @@ fn link_input(event: LinkEvent) -> LinkInput {
             payload,
             retain,
         },
+        LinkEvent::Overloaded { shed, ids } => LinkInput::Overloaded { shed, ids },
     }
 }
 
@@ -235,6 +238,8 @@ struct Shell {
     notifier: Notifier,
     /// Whether the broker took our last connection (for the DISCONNECT at shutdown).
     connected: bool,
+    /// Outbound publishes the link had shed when last looked at.
+    shed_seen: u64,
 }
 
 impl Shell {
@@ -242,7 +247,7 @@ impl Shell {
     /// flood of commands cannot starve the watchdog, the heartbeat or the frames.
     async fn run(
         mut self,
-        mut events: mpsc::Receiver<LinkEvent>,
+        mut events: Events,
         heartbeat: Option<Duration>,
         shutdown: impl Future<Output = Signal>,
     ) -> Result<(), DaemonError> {
@@ -252,7 +257,6 @@ impl Shell {
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
-        let mut batch = Vec::with_capacity(EVENT_BATCH);
         let mut result = Ok(());
         loop {
             self.execute();
@@ -271,21 +275,28 @@ impl Shell {
                         self.service.handle_saved(Instant::now(), result);
                     }
                 }
-                received = events.recv_many(&mut batch, EVENT_BATCH) => {
-                    if received == 0 {
+                received = events.recv() => {
+                    let Some(first) = received else {
                         result = Err(DaemonError::LinkEnded);
                         self.service.shutdown(Instant::now());
-                    }
-                    for event in batch.drain(..) {
+                        continue;
+                    };
+                    let mut next = Some(first);
+                    let mut taken = 0;
+                    while let Some(event) = next.take() {
                         #[cfg(debug_assertions)]
                         debug_panic_on(&event);
                         match event {
                             LinkEvent::Connected => self.connected = true,
                             LinkEvent::Disconnected { .. } => self.connected = false,
-                            LinkEvent::Message { .. } => {}
+                            LinkEvent::Message { .. } | LinkEvent::Overloaded { .. } => {}
                         }
                         self.service.handle_link(Instant::now(), link_input(event));
                         self.execute();
+                        taken += 1;
+                        if taken < EVENT_BATCH {
+                            next = events.try_recv();
+                        }
                     }
                 }
             }
@@ -317,19 +328,26 @@ impl Shell {
         }
     }
 
-    /// Executes every action the service has queued; none of them waits.
+    /// Executes every action the service has queued; none of them waits. Bulk publishes the
+    /// link shed since the last turn are counted in the state.
     fn execute(&mut self) {
+        let shed = self.publisher.shed_totals().outbound;
+        if shed > self.shed_seen {
+            self.service
+                .handle_shed(Instant::now(), shed - self.shed_seen);
+            self.shed_seen = shed;
+        }
         while let Some(action) = self.service.poll_action() {
             match action {
                 Action::WriteFrame(frame) => self.front.write(frame),
                 Action::Publish(publish) => {
-                    // A full queue sheds the publish: counted, and logged once per second.
-                    if self
-                        .publisher
-                        .try_publish(&publish.topic, publish.payload, publish.retain)
-                        .is_err()
-                    {
-                        self.service.handle_shed(Instant::now(), 1);
+                    if let Err(error) = self.publisher.send(
+                        &publish.topic,
+                        publish.payload,
+                        publish.retain,
+                        publish.delivery,
+                    ) {
+                        tracing::debug!(%error, "publish not queued");
                     }
                 }
                 Action::Save(state) => self.saver.save(state),
@@ -352,7 +370,7 @@ impl Shell {
     }
 
     /// Device off and released, pending save written, broker disconnected.
-    async fn close(self, events: &mut mpsc::Receiver<LinkEvent>) {
+    async fn close(self, events: &mut Events) {
         let Shell {
             front,
             publisher,

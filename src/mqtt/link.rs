@@ -11,30 +11,61 @@
 //! sent from the polling task blocks forever once the request channel is full, because only
 //! polling drains it. Resubscription after a ConnAck is therefore handed to a short-lived task.
 //!
-//! Events go to the consumer through a bounded channel. Messages are offered with `try_send`
-//! and dropped (with a warning) when the consumer is more than the channel's capacity behind,
-//! so a stalled consumer cannot stop the keep-alive pings and get the link killed by the
-//! broker. Connection events are rare and must not be lost (the consumer republishes its
-//! retained topics on `Connected`), so the poll task waits for room for those.
+//! Inbound, events reach the consumer through two lanes read by [`Events::recv`]: a priority
+//! lane for `stop` commands (found with the parser's cheap [`is_stop`]) and connection events,
+//! which the poll task waits for room in (never dropped), and a bounded queue for every other
+//! message. When the consumer is more than that queue behind, a message is shed rather than
+//! stalling the poll task (which would stop the keep-alive pings and get the link killed):
+//! counted, logged at most once per second with the true count and once more when the flood
+//! ends, and the ids of shed commands kept (bounded) and handed to the consumer as
+//! [`LinkEvent::Overloaded`] so each can be answered `overloaded`.
+//!
+//! Outbound, publishes go into an [`Outbox`] (latest-wins retained state, critical messages
+//! never shed, bulk shed and counted) drained by a sender task, so publishing never blocks
+//! the caller and nothing retained is ever lost to a full request queue.
+//!
+//! A broker that closes us because another client connected with our client id (MQTT 5
+//! reason "session taken over") is not fought in a loop: it is logged once as a takeover and
+//! retried with a long backoff (10 s doubling to 5 min).
 
+use super::command::{CommandId, is_stop, peek_id};
+use super::outbox::{Delivery, Message, Outbox};
 use super::tls::{self, TlsFiles};
 use crate::config::BrokerUrl;
+use crate::logging::LogThrottle;
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{
-    ConnectReturnCode, Filter, LastWill as WillMessage, Packet, RetainForwardRule,
-    SubscribeReasonCode,
+    ConnectReturnCode, DisconnectReasonCode, Filter, LastWill as WillMessage, Packet,
+    RetainForwardRule, SubscribeReasonCode,
 };
 use rumqttc::v5::mqttbytes::{QoS, valid_topic};
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
 use rumqttc::{Outgoing, TlsConfiguration, Transport};
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-/// Largest packet accepted from the broker, announced in CONNECT; commands are far smaller
-/// (`mqtt.max_payload_bytes`). The outgoing limit is the broker's, announced in its CONNACK.
-pub const MAX_INCOMING_PACKET: u32 = 64 * 1024;
+/// Room above [`LinkOptions::max_payload_bytes`] in the packet size announced in CONNECT (topic,
+/// properties, and commands somewhat over the limit, so they arrive and are answered
+/// `too_large` instead of being dropped unseen by the broker). The outgoing limit is the
+/// broker's, announced in its CONNACK.
+pub const PACKET_HEADROOM: usize = 64 * 1024;
+/// Ids of shed commands kept for `overloaded` answers; beyond this only the count grows.
+const MAX_SHED_IDS: usize = 1024;
+/// Stops and connection events waiting for the consumer before the poll task waits too.
+const PRIORITY_CAPACITY: usize = 64;
+/// First delay after a client-id takeover; doubles up to [`TAKEOVER_BACKOFF_MAX`].
+const TAKEOVER_BACKOFF_MIN: Duration = Duration::from_secs(10);
+/// A connection the broker ends within this of its ConnAck counts as a quick close; two in a
+/// row are taken for a client-id takeover when the broker does not say so (MQTT 5 reason
+/// "session taken over"): it keeps accepting us and then drops us for the other client.
+const QUICK_CLOSE: Duration = Duration::from_secs(3);
+/// Longest delay after repeated client-id takeovers.
+const TAKEOVER_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Unacknowledged QoS 1 publishes allowed at once (the broker may allow fewer).
 const MAX_OUTGOING_INFLIGHT: u16 = 100;
 /// Requests (publishes, subscribes) buffered between publishers and the event loop.
@@ -49,12 +80,6 @@ pub enum LinkError {
     /// The topic is empty or contains a wildcard.
     #[error("invalid topic '{0}' for publishing")]
     InvalidTopic(String),
-    /// The request queue is full or closed (the broker has been unreachable for a while).
-    #[error("mqtt request queue full or closed; publish on '{topic}' dropped")]
-    Full {
-        /// Topic of the dropped request.
-        topic: String,
-    },
     /// The event loop task has ended (disconnected or the consumer went away).
     #[error("mqtt link is closed; request for topic '{topic}' dropped")]
     Closed {
@@ -74,6 +99,15 @@ pub enum LinkEvent {
     Disconnected {
         /// Human-readable cause.
         reason: String,
+    },
+    /// Messages were shed because the consumer was behind (see the module docs); `ids` are
+    /// the ids of the shed commands that carried one (at most a bounded number), to be
+    /// answered `overloaded`.
+    Overloaded {
+        /// Messages shed since the last such event, with or without an id.
+        shed: u64,
+        /// Ids of shed commands, oldest first.
+        ids: Vec<CommandId>,
     },
     /// A message on one of the subscriptions.
     Message {
@@ -126,8 +160,11 @@ pub struct LinkOptions {
     pub backoff_min: Duration,
     /// Largest delay before a reconnect attempt.
     pub backoff_max: Duration,
-    /// Capacity of the event channel to the consumer.
+    /// Capacity of the event queue to the consumer (stops have their own lane).
     pub event_capacity: usize,
+    /// Largest command the consumer accepts (`mqtt.max_payload_bytes`); the packet size
+    /// announced to the broker follows it, so larger commands still arrive to be refused.
+    pub max_payload_bytes: usize,
 }
 
 impl LinkOptions {
@@ -146,6 +183,7 @@ impl LinkOptions {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             event_capacity: 256,
+            max_payload_bytes: 4096,
         }
     }
 
@@ -159,6 +197,11 @@ impl LinkOptions {
         options
     }
 
+    /// The largest packet announced in CONNECT: the payload limit plus headroom.
+    pub fn max_packet_size(&self) -> u32 {
+        u32::try_from(self.max_payload_bytes.saturating_add(PACKET_HEADROOM)).unwrap_or(u32::MAX)
+    }
+
     fn to_mqtt_options(&self) -> MqttOptions {
         let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
         options
@@ -168,7 +211,7 @@ impl LinkOptions {
             // we were away. The price is that subscriptions must be renewed after every ConnAck.
             .set_clean_start(true)
             .set_session_expiry_interval(None)
-            .set_max_packet_size(Some(MAX_INCOMING_PACKET))
+            .set_max_packet_size(Some(self.max_packet_size()))
             // rumqttc preallocates a slot per allowed in-flight publish; left unset it takes
             // u16::MAX slots (14 MB of RSS). We never have more than a handful in flight.
             .set_outgoing_inflight_upper_limit(MAX_OUTGOING_INFLIGHT)
@@ -209,6 +252,7 @@ impl fmt::Debug for LinkOptions {
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
             .field("event_capacity", &self.event_capacity)
+            .field("max_payload_bytes", &self.max_payload_bytes)
             .finish()
     }
 }
@@ -258,68 +302,238 @@ impl Backoff {
     }
 }
 
+/// Totals since the link started, for the diagnostic counters in the state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShedTotals {
+    /// Incoming messages shed because the consumer was behind.
+    pub inbound: u64,
+    /// Bulk publishes shed because the broker was behind.
+    pub outbound: u64,
+}
+
+/// What the publishers, the sender task and the poll task share.
+#[derive(Debug)]
+struct Shared {
+    outbox: Mutex<Outbox>,
+    /// Wakes the sender task when the outbox gains a message or a disconnect is asked.
+    wake_sender: Notify,
+    disconnect_requested: AtomicBool,
+    closed: AtomicBool,
+    inbound: Mutex<InboundShed>,
+    outbound_log: Mutex<LogThrottle>,
+    /// Wakes the reporter task at the first shed of a flood (for the final count).
+    wake_reporter: Notify,
+    inbound_total: AtomicU64,
+    outbound_total: AtomicU64,
+}
+
+/// Shed incoming messages not yet reported to the consumer.
+#[derive(Debug)]
+struct InboundShed {
+    log: LogThrottle,
+    unreported: u64,
+    ids: VecDeque<CommandId>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The data stays consistent across a panic elsewhere (plain counters and queues).
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            outbox: Mutex::new(Outbox::default()),
+            wake_sender: Notify::new(),
+            disconnect_requested: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            inbound: Mutex::new(InboundShed {
+                log: LogThrottle::per_second(),
+                unreported: 0,
+                ids: VecDeque::new(),
+            }),
+            outbound_log: Mutex::new(LogThrottle::per_second()),
+            wake_reporter: Notify::new(),
+            inbound_total: AtomicU64::new(0),
+            outbound_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Records an incoming message shed at `now`, logging at most once per second.
+    fn shed_inbound(&self, topic: &str, payload: &[u8]) {
+        let total = self.inbound_total.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut inbound = lock(&self.inbound);
+        inbound.unreported += 1;
+        if inbound.ids.len() < MAX_SHED_IDS
+            && let Some(id) = peek_id(payload)
+        {
+            inbound.ids.push_back(id);
+        }
+        if let Some(shed) = inbound.log.record(std::time::Instant::now()) {
+            tracing::warn!(%topic, shed, total, "mqtt consumer behind, incoming messages shed");
+        }
+        drop(inbound);
+        self.wake_reporter.notify_one();
+    }
+
+    /// Records a bulk publish shed, logging at most once per second.
+    fn shed_outbound(&self, topic: &str) {
+        let total = self.outbound_total.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(shed) = lock(&self.outbound_log).record(std::time::Instant::now()) {
+            tracing::warn!(%topic, shed, total, "mqtt broker behind, publishes shed");
+        }
+        self.wake_reporter.notify_one();
+    }
+
+    /// The shed messages not yet handed to the consumer, as an event.
+    fn take_overloaded(&self) -> Option<LinkEvent> {
+        let mut inbound = lock(&self.inbound);
+        if inbound.unreported == 0 {
+            return None;
+        }
+        let shed = std::mem::take(&mut inbound.unreported);
+        let ids = inbound.ids.drain(..).collect();
+        Some(LinkEvent::Overloaded { shed, ids })
+    }
+
+    /// Logs the final count of a flood that ended; returns the next time to look again.
+    fn report_ended_floods(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        let mut inbound = lock(&self.inbound);
+        if let Some(shed) = inbound.log.handle_timeout(now) {
+            let total = self.inbound_total.load(Ordering::Relaxed);
+            tracing::warn!(shed, total, "mqtt incoming flood over; last messages shed");
+        }
+        let mut outbound = lock(&self.outbound_log);
+        if let Some(shed) = outbound.handle_timeout(now) {
+            let total = self.outbound_total.load(Ordering::Relaxed);
+            tracing::warn!(shed, total, "mqtt outgoing flood over; last publishes shed");
+        }
+        [inbound.log.poll_timeout(), outbound.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
 /// Handle for publishing through a running link. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Publisher {
-    client: AsyncClient,
+    shared: Arc<Shared>,
 }
 
 impl Publisher {
-    /// Publishes `payload` on `topic` at QoS 1.
-    ///
-    /// Returns once the request is queued for the event loop, not when the broker has
-    /// acknowledged it. While the broker is unreachable, requests wait in the queue; with a
-    /// clean session, those in flight when the connection dropped are discarded on reconnect
-    /// (the consumer republishes its state on [`LinkEvent::Connected`]).
+    /// Queues a QoS 1 publish of `payload` on `topic` with the delivery class `delivery`;
+    /// never waits. The sender task hands it to the event loop in outbox order (critical,
+    /// latest, bulk). While the broker is unreachable messages wait; with a clean session those
+    /// in flight when the connection dropped are discarded on reconnect (the consumer
+    /// republishes its state on [`LinkEvent::Connected`]).
+    pub fn send(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        retain: bool,
+        delivery: Delivery,
+    ) -> Result<(), LinkError> {
+        if !valid_topic(topic) || topic.is_empty() {
+            return Err(LinkError::InvalidTopic(topic.to_owned()));
+        }
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(LinkError::Closed {
+                topic: topic.to_owned(),
+            });
+        }
+        let message = Message {
+            topic: topic.to_owned(),
+            payload: payload.into(),
+            retain,
+        };
+        let kept = lock(&self.shared.outbox).push(message, delivery);
+        if kept {
+            self.shared.wake_sender.notify_one();
+        } else {
+            self.shared.shed_outbound(topic);
+        }
+        Ok(())
+    }
+
+    /// Publishes `payload` on `topic` as a critical message (never shed); see
+    /// [`Publisher::send`]. Returns once queued.
     pub async fn publish(
         &self,
         topic: &str,
         payload: impl Into<Bytes>,
         retain: bool,
     ) -> Result<(), LinkError> {
-        if !valid_topic(topic) || topic.is_empty() {
-            return Err(LinkError::InvalidTopic(topic.to_owned()));
-        }
-        self.client
-            .publish_bytes(topic, QoS::AtLeastOnce, retain, payload.into())
-            .await
-            .map_err(|_| LinkError::Closed {
-                topic: topic.to_owned(),
-            })
-    }
-
-    /// Queues a QoS 1 publish without waiting; fails when the request queue is full (the
-    /// broker has been away for a while), so a caller on a timing-critical loop never blocks.
-    pub fn try_publish(
-        &self,
-        topic: &str,
-        payload: impl Into<Vec<u8>>,
-        retain: bool,
-    ) -> Result<(), LinkError> {
-        if !valid_topic(topic) || topic.is_empty() {
-            return Err(LinkError::InvalidTopic(topic.to_owned()));
-        }
-        self.client
-            .try_publish(topic, QoS::AtLeastOnce, retain, payload.into())
-            .map_err(|_| LinkError::Full {
-                topic: topic.to_owned(),
-            })
+        self.send(topic, payload, retain, Delivery::Critical)
     }
 
     /// Removes the retained message on `topic` (an empty retained publish).
     pub async fn clear_retained(&self, topic: &str) -> Result<(), LinkError> {
-        self.publish(topic, Bytes::new(), true).await
+        self.send(topic, Bytes::new(), true, Delivery::Latest)
     }
 
-    /// Sends DISCONNECT after the requests already queued; the broker then drops the last
-    /// will, and the link ends with [`LinkEvent::Disconnected`].
+    /// Sends DISCONNECT once every message already queued has gone to the event loop; the
+    /// broker then drops the last will, and the link ends with [`LinkEvent::Disconnected`].
     pub async fn disconnect(&self) -> Result<(), LinkError> {
-        self.client
-            .disconnect()
-            .await
-            .map_err(|_| LinkError::Closed {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(LinkError::Closed {
                 topic: String::new(),
-            })
+            });
+        }
+        self.shared
+            .disconnect_requested
+            .store(true, Ordering::Release);
+        self.shared.wake_sender.notify_one();
+        Ok(())
+    }
+
+    /// Messages shed so far, both ways.
+    pub fn shed_totals(&self) -> ShedTotals {
+        ShedTotals {
+            inbound: self.shared.inbound_total.load(Ordering::Relaxed),
+            outbound: self.shared.outbound_total.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The consumer's end of a link: stops and connection events first, then other messages.
+#[derive(Debug)]
+pub struct Events {
+    priority: mpsc::Receiver<LinkEvent>,
+    queue: mpsc::Receiver<LinkEvent>,
+    shared: Arc<Shared>,
+}
+
+impl Events {
+    /// The next event: a waiting stop or connection event before anything else, then a
+    /// report of shed messages, then the next queued message. `None` once the link has ended.
+    pub async fn recv(&mut self) -> Option<LinkEvent> {
+        if let Ok(event) = self.priority.try_recv() {
+            return Some(event);
+        }
+        if let Some(event) = self.shared.take_overloaded() {
+            return Some(event);
+        }
+        tokio::select! {
+            biased;
+            event = self.priority.recv() => match event {
+                Some(event) => Some(event),
+                None => self.queue.recv().await,
+            },
+            event = self.queue.recv() => event,
+        }
+    }
+
+    /// An event already waiting, in the same order as [`Events::recv`], without waiting.
+    pub fn try_recv(&mut self) -> Option<LinkEvent> {
+        if let Ok(event) = self.priority.try_recv() {
+            return Some(event);
+        }
+        self.shared
+            .take_overloaded()
+            .or_else(|| self.queue.try_recv().ok())
     }
 }
 
@@ -327,14 +541,16 @@ impl Publisher {
 pub struct Link;
 
 impl Link {
-    /// Spawns the task that owns the connection; must be called inside a tokio runtime.
+    /// Spawns the tasks that own the connection; must be called inside a tokio runtime.
     ///
-    /// The task ends after a requested [`Publisher::disconnect`], or when the event receiver
-    /// is dropped (then without DISCONNECT, so the broker publishes the last will).
-    pub fn start(options: LinkOptions) -> (Publisher, mpsc::Receiver<LinkEvent>) {
+    /// The link ends after a requested [`Publisher::disconnect`], or when the [`Events`] are
+    /// dropped (then without DISCONNECT, so the broker publishes the last will).
+    pub fn start(options: LinkOptions) -> (Publisher, Events) {
         let (client, eventloop) = AsyncClient::new(options.to_mqtt_options(), REQUEST_CAPACITY);
+        let shared = Arc::new(Shared::new());
 
-        let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
+        let (priority_tx, priority_rx) = mpsc::channel(PRIORITY_CAPACITY);
+        let (queue_tx, queue_rx) = mpsc::channel(options.event_capacity.max(1));
         let filters: Vec<Filter> = options
             .subscriptions
             .iter()
@@ -345,16 +561,121 @@ impl Link {
             broker: format!("{}:{}", options.host, options.port),
             tls: options.tls.clone(),
         };
+        let (done_tx, done_rx) = oneshot::channel();
+        tokio::spawn(send_loop(client.clone(), shared.clone()));
+        tokio::spawn(report_loop(shared.clone(), done_rx));
         tokio::spawn(poll_loop(
             eventloop,
-            client.clone(),
+            client,
             filters,
             backoff,
             target,
-            events_tx,
+            Lanes {
+                priority: priority_tx,
+                queue: queue_tx,
+                shared: shared.clone(),
+                _done: done_tx,
+            },
         ));
-        (Publisher { client }, events_rx)
+        (
+            Publisher {
+                shared: shared.clone(),
+            },
+            Events {
+                priority: priority_rx,
+                queue: queue_rx,
+                shared,
+            },
+        )
     }
+}
+
+/// Hands queued publishes to the event loop, one at a time, in outbox order; then, when asked
+/// and nothing is left, the DISCONNECT.
+async fn send_loop(client: AsyncClient, shared: Arc<Shared>) {
+    loop {
+        let next = lock(&shared.outbox).pop();
+        match next {
+            Some(message) => {
+                // Waits while rumqttc's request queue is full: the backlog stays in the
+                // outbox, where retained state is superseded instead of piling up.
+                let sent = client
+                    .publish_bytes(
+                        message.topic,
+                        QoS::AtLeastOnce,
+                        message.retain,
+                        message.payload,
+                    )
+                    .await;
+                if sent.is_err() {
+                    break;
+                }
+            }
+            None if shared.disconnect_requested.load(Ordering::Acquire) => {
+                if let Err(error) = client.disconnect().await {
+                    tracing::debug!(%error, "mqtt disconnect request: link already closed");
+                }
+                break;
+            }
+            None if shared.closed.load(Ordering::Acquire) => break,
+            None => shared.wake_sender.notified().await,
+        }
+    }
+}
+
+/// Logs the final shed count of each flood once it has been quiet for a second.
+async fn report_loop(shared: Arc<Shared>, mut done: oneshot::Receiver<()>) {
+    loop {
+        let next = shared.report_ended_floods(std::time::Instant::now());
+        let wait = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+                None => shared.wake_reporter.notified().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut done => break,
+            _ = wait => {}
+        }
+    }
+}
+
+/// The poll task's ends of the consumer's lanes.
+struct Lanes {
+    priority: mpsc::Sender<LinkEvent>,
+    queue: mpsc::Sender<LinkEvent>,
+    shared: Arc<Shared>,
+    /// Dropped when the poll task ends, which ends the reporter task.
+    _done: oneshot::Sender<()>,
+}
+
+impl Lanes {
+    /// Sends a must-not-lose event, waiting for room; `false` when the consumer is gone.
+    async fn send_priority(&self, event: LinkEvent) -> bool {
+        self.priority.send(event).await.is_ok()
+    }
+
+    async fn closed(&self) {
+        self.priority.closed().await
+    }
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake_sender.notify_one();
+    }
+}
+
+/// Whether the broker closed us because another client connected with our client id.
+fn is_takeover(error: &ConnectionError) -> bool {
+    matches!(
+        error,
+        ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code: DisconnectReasonCode::SessionTakenOver,
+            ..
+        })
+    )
 }
 
 /// Where the poll task connects, for log fields and the TLS settings of each attempt.
@@ -370,12 +691,14 @@ async fn poll_loop(
     filters: Vec<Filter>,
     mut backoff: Backoff,
     target: Target,
-    events: mpsc::Sender<LinkEvent>,
+    events: Lanes,
 ) {
     let mut rng = fastrand::Rng::new();
     let mut connected_since: Option<Instant> = None;
     let mut awaiting_suback = false;
-    let mut dropped_messages: u64 = 0;
+    let mut takeover_backoff = Backoff::new(TAKEOVER_BACKOFF_MIN, TAKEOVER_BACKOFF_MAX);
+    let mut takeover_logged = false;
+    let mut quick_closes = 0u32;
     // The next poll opens a new connection (first poll, or after an error).
     let mut attempt_pending = true;
     let mut failures = FailureLog::default();
@@ -421,7 +744,7 @@ async fn poll_loop(
                     "mqtt connected"
                 );
                 if filters.is_empty() {
-                    if events.send(LinkEvent::Connected).await.is_err() {
+                    if !events.send_priority(LinkEvent::Connected).await {
                         break;
                     }
                 } else {
@@ -439,7 +762,7 @@ async fn poll_loop(
                 if !refused.is_empty() {
                     tracing::warn!(filters = ?filters, reasons = ?refused, "mqtt broker refused a subscription");
                 }
-                if events.send(LinkEvent::Connected).await.is_err() {
+                if !events.send_priority(LinkEvent::Connected).await {
                     break;
                 }
             }
@@ -453,17 +776,26 @@ async fn poll_loop(
                     );
                     continue;
                 };
+                let stop = is_stop(&publish.payload);
                 let event = LinkEvent::Message {
                     topic,
                     payload: publish.payload,
                     retain: publish.retain,
                 };
-                match events.try_send(event) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(LinkEvent::Message { topic, .. })) => {
-                        dropped_messages += 1;
-                        tracing::warn!(%topic, dropped_messages, "mqtt consumer behind, message dropped");
+                if stop {
+                    // A stop is never shed: it waits for room in its own lane.
+                    if !events.send_priority(event).await {
+                        break;
                     }
+                    continue;
+                }
+                match events.queue.try_send(event) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(LinkEvent::Message {
+                        topic,
+                        payload,
+                        ..
+                    })) => events.shared.shed_inbound(&topic, &payload),
                     Err(_) => break,
                 }
             }
@@ -471,7 +803,7 @@ async fn poll_loop(
                 tracing::info!("mqtt disconnected on request");
                 // Best effort: the consumer may already be gone.
                 let _ = events
-                    .send(LinkEvent::Disconnected {
+                    .send_priority(LinkEvent::Disconnected {
                         reason: "disconnect requested".into(),
                     })
                     .await;
@@ -479,27 +811,59 @@ async fn poll_loop(
             }
             Ok(_) => {}
             Err(error) => {
-                let reason = error.to_string();
+                let mut reason = error.to_string();
                 attempt_pending = true;
                 awaiting_suback = false;
+                match connected_since {
+                    Some(since) if since.elapsed() < QUICK_CLOSE => quick_closes += 1,
+                    Some(_) => quick_closes = 0,
+                    // A failed attempt: the broker is away, not another client.
+                    None => quick_closes = 0,
+                }
+                let takeover = is_takeover(&error) || quick_closes >= 2;
+                let delay = if takeover {
+                    takeover_backoff.next_delay(&mut rng)
+                } else {
+                    backoff.next_delay(&mut rng)
+                };
                 if let Some(since) = connected_since.take() {
                     if since.elapsed() >= STABLE_CONNECTION {
                         backoff.reset();
+                        if !takeover {
+                            takeover_backoff.reset();
+                            takeover_logged = false;
+                        }
                     }
-                    tracing::warn!(%reason, "mqtt connection lost");
-                    if events
-                        .send(LinkEvent::Disconnected {
+                    if takeover {
+                        reason = format!(
+                            "session taken over: another client connected with client id '{}'; retrying in {} s",
+                            eventloop.options.client_id(),
+                            delay.as_secs()
+                        );
+                        if takeover_logged {
+                            tracing::debug!(%reason, "mqtt client id taken over again");
+                        } else {
+                            takeover_logged = true;
+                            tracing::warn!(
+                                client_id = %eventloop.options.client_id(),
+                                retry_s = delay.as_secs(),
+                                "mqtt session taken over by another client with our client id; backing off instead of taking it back (set mqtt.client_id to a unique value)"
+                            );
+                        }
+                    } else {
+                        tracing::warn!(%reason, "mqtt connection lost");
+                    }
+                    if !events
+                        .send_priority(LinkEvent::Disconnected {
                             reason: reason.clone(),
                         })
                         .await
-                        .is_err()
                     {
                         break;
                     }
                 } else {
                     failures.record(&target.broker, problem_of(&error), &reason);
                 }
-                let delay = backoff.next_delay(&mut rng);
                 tracing::debug!(%reason, delay_ms = delay.as_millis() as u64, "mqtt reconnect scheduled");
                 tokio::select! {
                     _ = events.closed() => break,

@@ -11,7 +11,7 @@ pub mod render;
 pub mod tls;
 pub mod topics;
 
-pub use command::{CommandError, ParsedCommand, parse_command};
+pub use command::{CommandError, CommandId, ParsedCommand, parse_command};
 pub use discovery::{DiscoveryInfo, discovery_payload, forget_payloads};
 pub use render::{WallClock, render_event, render_rejected, render_response, render_state};
 pub use topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};

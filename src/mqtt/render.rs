@@ -1,6 +1,7 @@
 //! JSON payloads for the state, event and response topics, with the contract's key order.
 
 use crate::core::{Event, EventKind, Fault, Rejection, Snapshot};
+use crate::mqtt::command::CommandId;
 use serde::Serialize;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -148,23 +149,29 @@ struct RejectedJson<'a> {
     event_type: &'static str,
     code: &'static str,
     message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
+}
+
+/// Appends `"id":<id>` as the last member of the JSON object `json`: an integer id keeps its
+/// digits, which serde_json (without arbitrary precision) could not carry through a number.
+fn with_id(json: String, id: Option<&CommandId>) -> String {
+    match (id, json.strip_suffix('}')) {
+        (Some(id), Some(open)) => format!("{open},\"id\":{}}}", id.to_json()),
+        _ => json,
+    }
 }
 
 /// The `{root}/event` payload for a refused command, with the command's id when it had one.
-pub fn render_rejected(rejection: &Rejection, id: Option<&str>) -> String {
-    to_json(&RejectedJson {
+pub fn render_rejected(rejection: &Rejection, id: Option<&CommandId>) -> String {
+    let json = to_json(&RejectedJson {
         event_type: EventKind::Rejected.as_str(),
         code: rejection.code.as_str(),
         message: &rejection.message,
-        id,
-    })
+    });
+    with_id(json, id)
 }
 
 #[derive(Serialize)]
 struct ResponseJson<'a> {
-    id: &'a str,
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'static str>,
@@ -172,15 +179,16 @@ struct ResponseJson<'a> {
     message: Option<&'a str>,
 }
 
-/// The `{root}/response` reply to a command that carried `id`.
-pub fn render_response(id: &str, result: Result<(), &Rejection>) -> String {
+/// The `{root}/response` reply to a command that carried `id`; the id is echoed exactly.
+pub fn render_response(id: &CommandId, result: Result<(), &Rejection>) -> String {
     let rejection = result.err();
-    to_json(&ResponseJson {
-        id,
+    let rest = to_json(&ResponseJson {
         ok: rejection.is_none(),
         code: rejection.map(|r| r.code.as_str()),
         message: rejection.map(|r| r.message.as_str()),
-    })
+    });
+    // `rest` is a JSON object, so it starts with '{'; the id goes first, as documented.
+    format!("{{\"id\":{},{}", id.to_json(), rest.get(1..).unwrap_or("}"))
 }
 
 #[cfg(test)]
@@ -407,7 +415,7 @@ mod tests {
     fn rejections_render_as_events() {
         let rejection = Rejection::new(RejectCode::UnknownRoutine, "no routine named 'x'");
         assert_eq!(
-            render_rejected(&rejection, Some("abc")),
+            render_rejected(&rejection, Some(&text("abc"))),
             r#"{"event_type":"rejected","code":"unknown_routine","message":"no routine named 'x'","id":"abc"}"#
         );
         assert_eq!(
@@ -418,11 +426,44 @@ mod tests {
 
     #[test]
     fn responses_match_the_contract_exactly() {
-        assert_eq!(render_response("abc", Ok(())), r#"{"id":"abc","ok":true}"#);
+        assert_eq!(
+            render_response(&text("abc"), Ok(())),
+            r#"{"id":"abc","ok":true}"#
+        );
         let rejection = Rejection::new(RejectCode::UnknownRoutine, "no routine named 'x'");
         assert_eq!(
-            render_response("abc", Err(&rejection)),
+            render_response(&text("abc"), Err(&rejection)),
             r#"{"id":"abc","ok":false,"code":"unknown_routine","message":"no routine named 'x'"}"#
         );
+    }
+
+    fn text(id: &str) -> CommandId {
+        CommandId::Text(id.into())
+    }
+
+    #[test]
+    fn integer_ids_of_any_length_keep_their_digits() {
+        let id = CommandId::Integer("12345678901234567890123".into());
+        assert_eq!(
+            render_response(&id, Ok(())),
+            r#"{"id":12345678901234567890123,"ok":true}"#
+        );
+        let rejection = Rejection::new(RejectCode::Overloaded, "busy");
+        let event = render_rejected(&rejection, Some(&id));
+        assert!(
+            event.ends_with(r#","id":12345678901234567890123}"#),
+            "{event}"
+        );
+        let value: Value = serde_json::from_str(&event).unwrap();
+        assert_eq!(value["code"], "overloaded");
+    }
+
+    #[test]
+    fn text_ids_are_escaped_json_strings() {
+        let id = text("a\"b\n\u{0}");
+        let reply = render_response(&id, Ok(()));
+        let value: Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(value["id"], "a\"b\n\u{0}");
+        assert!(!reply.contains('\n'));
     }
 }

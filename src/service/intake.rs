@@ -7,11 +7,10 @@ use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
 use crate::mqtt::render::{render_rejected, render_response};
 use std::time::Instant;
 
-/// A command's id, echoed in its reply.
-pub type CommandId = String;
+pub use crate::mqtt::command::CommandId;
 
 /// A command that parsed: what it asks, its id, and the refused fields of a stop that still
-/// stops (empty until the parser reports them).
+/// stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     /// The id its reply carries.
@@ -32,10 +31,14 @@ impl Parsed {
 /// Parses a payload from `{root}/set`; on refusal, the id when it could be read.
 pub fn parse(payload: &[u8], max_bytes: usize) -> Result<Parsed, (Option<CommandId>, Rejection)> {
     match parse_command(payload, max_bytes) {
-        Ok(ParsedCommand { id, command }) => Ok(Parsed {
+        Ok(ParsedCommand {
             id,
             command,
-            refused: Vec::new(),
+            refused,
+        }) => Ok(Parsed {
+            id,
+            command,
+            refused,
         }),
         Err(CommandError { id, rejection }) => Err((id, rejection)),
     }
@@ -43,7 +46,7 @@ pub fn parse(payload: &[u8], max_bytes: usize) -> Result<Parsed, (Option<Command
 
 /// The `rejected` event payload.
 pub fn rejected_payload(rejection: &Rejection, id: Option<&CommandId>) -> Vec<u8> {
-    render_rejected(rejection, id.map(String::as_str)).into_bytes()
+    render_rejected(rejection, id).into_bytes()
 }
 
 /// The `{root}/response` payload.

@@ -32,6 +32,7 @@ pub use state::{Diagnostics, Problem};
 
 use crate::core::{Action as CommandAction, Date, Engine, Fault, Output, RejectCode, Rejection};
 use crate::core::{EventKind, SessionState, Snapshot};
+use crate::logging::escape_for_log;
 use crate::mqtt::outbox::Delivery;
 use crate::mqtt::render::{WallClock, render_event};
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
@@ -91,6 +92,13 @@ pub enum LinkInput {
         payload: Bytes,
         /// Whether it was retained (replayed or published with the flag).
         retain: bool,
+    },
+    /// Incoming messages the link shed because we were behind, with the ids it could read.
+    Overloaded {
+        /// Messages shed, with or without an id.
+        shed: u64,
+        /// Ids of shed commands: each gets an `overloaded` answer.
+        ids: Vec<CommandId>,
     },
 }
 
@@ -322,6 +330,17 @@ impl Service {
                 self.actions
                     .push_back(Action::Notify(Notice::Status(status)));
             }
+            LinkInput::Overloaded { shed, ids } => {
+                self.shed_total = self.shed_total.saturating_add(shed);
+                let rejection = Rejection::new(
+                    RejectCode::Overloaded,
+                    "the daemon was behind and dropped this command; send it again",
+                );
+                for id in &ids {
+                    let reply = intake::response_payload(id, Err(&rejection));
+                    self.publish(self.topics.response.clone(), reply, false, Delivery::Bulk);
+                }
+            }
             LinkInput::Message {
                 topic,
                 payload,
@@ -515,7 +534,11 @@ impl Service {
             Ok(()) => {
                 tracing::info!(
                     action = parsed.command.action.map(|a| a.as_str()),
-                    id = parsed.id.as_deref(),
+                    id = parsed
+                        .id
+                        .as_ref()
+                        .map(|id| escape_for_log(id.as_str()))
+                        .as_deref(),
                     "command accepted"
                 );
                 if let Some(id) = &parsed.id {
@@ -539,8 +562,8 @@ impl Service {
         if let Some(count) = self.refusal_log.note(now, 1) {
             tracing::info!(
                 code = rejection.code.as_str(),
-                message = %rejection.message,
-                id = id.map(String::as_str),
+                message = %escape_for_log(&rejection.message),
+                id = id.map(|id| escape_for_log(id.as_str())).as_deref(),
                 refusals = count,
                 "command rejected"
             );
