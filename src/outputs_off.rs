@@ -97,7 +97,8 @@ pub fn plan(text: Option<&str>, env: &[(String, String)]) -> OffPlan {
             let defaults = SerialSection::default();
             let port = text_key(&driver, &["serial", "port"], &mut notes)
                 .map_or(defaults.port, PathBuf::from);
-            let baud = number_key(&driver, &["serial", "baud"], &mut notes).unwrap_or(defaults.baud);
+            let baud =
+                number_key(&driver, &["serial", "baud"], &mut notes).unwrap_or(defaults.baud);
             let slots = slot_count(&driver, &mut notes);
             OffTarget::Serial { port, baud, slots }
         }
@@ -125,8 +126,8 @@ impl OffTarget {
 /// The PWM root and chips; every chip under the root when the keys cannot be read at all.
 fn pwm_target(driver: &toml::Table, notes: &mut Vec<String>) -> OffTarget {
     let defaults = PwmSection::default();
-    let sysfs_root = text_key(driver, &["pwm", "sysfs_root"], notes)
-        .map_or(defaults.sysfs_root, PathBuf::from);
+    let sysfs_root =
+        text_key(driver, &["pwm", "sysfs_root"], notes).map_or(defaults.sysfs_root, PathBuf::from);
     let mut chips = BTreeSet::new();
     chips.insert(number_key(driver, &["pwm", "chip"], notes).unwrap_or(defaults.chip));
     match lookup(driver, &["pwm", "outputs"]) {
@@ -146,7 +147,9 @@ fn pwm_target(driver: &toml::Table, notes: &mut Vec<String>) -> OffTarget {
                     Some((chip, _)) => {
                         chips.insert(chip);
                     }
-                    None => notes.push(format!("driver.pwm.outputs item '{item}' is not CHIP:CHANNEL")),
+                    None => notes.push(format!(
+                        "driver.pwm.outputs item '{item}' is not CHIP:CHANNEL"
+                    )),
                 }
             }
         }
@@ -221,7 +224,10 @@ fn text_key(table: &toml::Table, path: &[&str], notes: &mut Vec<String>) -> Opti
     match lookup(table, path)? {
         toml::Value::String(text) => Some(text.clone()),
         _ => {
-            notes.push(format!("driver.{} is not a string; using the default", path.join(".")));
+            notes.push(format!(
+                "driver.{} is not a string; using the default",
+                path.join(".")
+            ));
             None
         }
     }
@@ -234,7 +240,10 @@ fn number_key(table: &toml::Table, path: &[&str], notes: &mut Vec<String>) -> Op
         _ => None,
     };
     if number.is_none() {
-        notes.push(format!("driver.{} is not a number; using the default", path.join(".")));
+        notes.push(format!(
+            "driver.{} is not a number; using the default",
+            path.join(".")
+        ));
     }
     number
 }
@@ -276,9 +285,10 @@ pub fn pwm_off(sysfs_root: &Path, chips: &BTreeSet<u32>) -> OffReport {
     for &chip in chips {
         let chip_dir = sysfs_root.join(format!("pwmchip{chip}"));
         if !chip_dir.is_dir() {
-            report
-                .done
-                .push(format!("{}: no such chip, nothing to turn off", chip_dir.display()));
+            report.done.push(format!(
+                "{}: no such chip, nothing to turn off",
+                chip_dir.display()
+            ));
             continue;
         }
         for channel in numbered_entries(&chip_dir, "pwm") {
@@ -347,7 +357,9 @@ async fn send_serial_off(port: &Path, baud: u32, slots: usize) -> Result<(), Str
             .await
             .map_err(|e| format!("write failed: {e}"))?;
     }
-    AsyncWriteExt::flush(&mut stream).await.map_err(|e| format!("flush failed: {e}"))?;
+    AsyncWriteExt::flush(&mut stream)
+        .await
+        .map_err(|e| format!("flush failed: {e}"))?;
     Ok(())
 }
 
@@ -408,7 +420,11 @@ mod tests {
                 chips: chips(&[0, 2])
             }
         );
-        assert!(plan.notes.iter().any(|n| n.contains("outputs[1]")), "{:?}", plan.notes);
+        assert!(
+            plan.notes.iter().any(|n| n.contains("outputs[1]")),
+            "{:?}",
+            plan.notes
+        );
     }
 
     #[test]
@@ -427,7 +443,8 @@ mod tests {
 
     #[test]
     fn serial_counts_slots_from_the_channel_map() {
-        let text = "[driver]\nkind = \"serial\"\nheat_channel = 14\n[driver.serial]\nport = \"/dev/x\"\n";
+        let text =
+            "[driver]\nkind = \"serial\"\nheat_channel = 14\n[driver.serial]\nport = \"/dev/x\"\n";
         assert_eq!(
             plan(Some(text), &[]).target,
             OffTarget::Serial {

@@ -313,8 +313,12 @@ fn a_channel_left_inversed_becomes_normal_while_disabled() {
     let (driver, writes) = WriteLog::record(sysfs.path(), || PwmDriver::open(&sysfs.section(), 1));
     let _driver = driver.unwrap();
     assert_eq!(sysfs.read(0, 0, "polarity"), "normal");
-    let disabled = writes.iter().position(|x| *x == w("pwmchip0/pwm0/enable", "0"));
-    let polarity = writes.iter().position(|x| *x == w("pwmchip0/pwm0/polarity", "normal"));
+    let disabled = writes
+        .iter()
+        .position(|x| *x == w("pwmchip0/pwm0/enable", "0"));
+    let polarity = writes
+        .iter()
+        .position(|x| *x == w("pwmchip0/pwm0/polarity", "normal"));
     assert!(
         disabled.is_some() && polarity.is_some() && disabled < polarity,
         "disabled before the polarity write: {writes:?}"
@@ -331,11 +335,21 @@ fn a_polarity_the_kernel_refuses_fails_open_naming_the_channel() {
     fs::create_dir(&polarity).unwrap();
     let err = PwmDriver::open(&sysfs.section(), 1).unwrap_err();
     assert!(
-        matches!(err, DeviceError::Polarity { chip: 0, channel: 0, .. }),
+        matches!(
+            err,
+            DeviceError::Polarity {
+                chip: 0,
+                channel: 0,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(text.contains("polarity normal") && text.contains("0:0"), "{text}");
+    assert!(
+        text.contains("polarity normal") && text.contains("0:0"),
+        "{text}"
+    );
     assert_eq!(err.code(), "pwm_polarity");
     assert_eq!(sysfs.read(0, 0, "enable"), "0", "left disabled");
 }
@@ -377,8 +391,14 @@ fn a_removed_channel_fails_the_write_and_recover_exports_it_again() {
         Err(DeviceError::ExportTimeout { waited_ms: 0, .. }) => None,
         Err(other) => panic!("recover: {other}"),
     });
-    assert!(recovered.is_some(), "recover succeeds once the export appears");
-    assert_eq!(sysfs.exported.lock().unwrap()[..3], [(0, 0), (0, 1), (0, 0)]);
+    assert!(
+        recovered.is_some(),
+        "recover succeeds once the export appears"
+    );
+    assert_eq!(
+        sysfs.exported.lock().unwrap()[..3],
+        [(0, 0), (0, 1), (0, 0)]
+    );
     assert_eq!(sysfs.read(0, 0, "enable"), "1");
     assert_eq!(
         sysfs.read(0, 1, "duty_cycle"),
