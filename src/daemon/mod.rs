@@ -14,7 +14,7 @@ use crate::mqtt::render::{
     WallClock, render_event, render_rejected, render_response, render_state,
 };
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
-use crate::store::{SavedState, Store};
+use crate::store::{LoadOutcome, SavedState, Store};
 use crate::systemd::Notifier;
 use rate::TokenBucket;
 use saver::Saver;
@@ -96,10 +96,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     driver.all_off().await?;
 
     let store = Store::new(config.store.path.clone());
-    let (saved, warning) = store.load();
-    if let Some(warning) = warning {
-        tracing::warn!(path = %config.store.path.display(), %warning, "saved state not usable, using defaults");
+    let loaded = store.load();
+    match &loaded.outcome {
+        LoadOutcome::Fresh | LoadOutcome::Loaded => {}
+        outcome => {
+            tracing::warn!(path = %config.store.path.display(), %outcome, "saved state not usable")
+        }
     }
+    let saved = loaded.state;
     let routines = config
         .routine_library()
         .map_err(|e| DaemonError::Config(e.to_string()))?;
