@@ -202,6 +202,9 @@ async fn run(count: usize) {
         median(&rss_before),
         rss_before[count - 1],
     );
+    // Clients first: a broker gone under them would end their event loops with a panic.
+    drop(everything);
+    drop(watcher);
     drop(daemons);
     drop(broker);
 }
