@@ -1,5 +1,6 @@
 #!/bin/sh
-# Checks the systemd units: exposure level at most MAX_EXPOSURE (default 2.0) from
+# Checks the systemd units: ExecStopPost= runs `massaged outputs-off` with the unit's
+# config, exposure level at most MAX_EXPOSURE (default 2.0) from
 # `systemd-analyze security --offline=true`, and `systemd-analyze verify` against a
 # throw-away root (skipped when verify cannot work here).
 # Usage: deploy/check-units.sh            (from the repository root or anywhere)
@@ -15,6 +16,19 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     echo "check-units: systemd-analyze not found (apt-get install -y systemd)" >&2
     exit 2
 fi
+
+# Outputs off after every exit: ExecStopPost= runs `massaged outputs-off` with the same
+# --config as ExecStart= (SIGKILL and watchdog aborts leave PWM duty cycles where they were).
+for unit in $units; do
+    start_config=$(sed -n 's/^ExecStart=.* run --config \([^ ]*\).*/\1/p' "$here/$unit")
+    post=$(sed -n 's/^ExecStopPost=//p' "$here/$unit")
+    if [ "$post" = "/usr/bin/massaged outputs-off --config $start_config" ] && [ -n "$start_config" ]; then
+        echo "ok   $unit: ExecStopPost=$post"
+    else
+        echo "FAIL $unit: ExecStopPost= must be '/usr/bin/massaged outputs-off --config $start_config', found '$post'" >&2
+        status=1
+    fi
+done
 
 # Exposure: the last line reads "→ Overall exposure level for NAME: 1.5 OK 🙂".
 for unit in $units; do

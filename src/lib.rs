@@ -10,6 +10,7 @@ pub mod device;
 pub mod forget;
 pub mod logging;
 pub mod mqtt;
+pub mod outputs_off;
 pub mod picture;
 pub mod service;
 pub mod store;

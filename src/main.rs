@@ -73,6 +73,9 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Set every output to zero and disable it (systemd runs this as `ExecStopPost=`); reads
+    /// only the driver keys, so it works from an otherwise invalid configuration.
+    OutputsOff,
     /// Validate a configuration file; exits non-zero and names every bad key.
     CheckConfig {
         /// File to check (default: the --config file or /etc/massaged/massaged.toml).
@@ -215,6 +218,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             simulate(&config, &routine, &session, format)?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::OutputsOff => outputs_off(cli.config.as_deref()),
         Cmd::CheckConfig { path } => {
             match massaged::config::check_config(path.or(cli.config).as_deref()) {
                 Ok(report) => {
@@ -228,6 +232,31 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// Never fails on the configuration: every problem is a note and the defaults apply. Exits
+/// non-zero only when an output could not be turned off.
+fn outputs_off(path: Option<&std::path::Path>) -> Result<ExitCode> {
+    // The variables that are not UTF-8 are left out; the rest still apply.
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with(massaged::config::ENV_PREFIX))
+        .collect();
+    let (plan, report) = runtime()?.block_on(massaged::outputs_off::run(path, &env));
+    for note in &plan.notes {
+        eprintln!("massaged outputs-off: note: {note}");
+    }
+    for line in &report.done {
+        println!("{line}");
+    }
+    for line in &report.failed {
+        eprintln!("massaged outputs-off: FAILED: {line}");
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn load(path: &Option<PathBuf>) -> Result<Config> {

@@ -1,4 +1,11 @@
 //! Saved settings and counters: a small JSON file written atomically, plus a save debouncer.
+//!
+//! Beside `state.json` the store keeps `state.json.bak`, the previous good file, and falls back
+//! to it when `state.json` cannot be read or parsed (the broken file is kept as
+//! `state.json.bad`). When neither is usable the relaxer date is unknown: [`Store::load`] says
+//! so with [`LoadOutcome::RelaxerDateLost`] and sets [`SavedState::relaxer_date_lost`], which is
+//! saved with the state, so the relaxer guard stays active (a start needs `force`) across
+//! restarts until the user sets the relaxer date again.
 
 use crate::core::{Counters, Date, Settings};
 use serde::{Deserialize, Serialize};
@@ -31,6 +38,10 @@ pub struct SavedState {
     pub sessions_total: u64,
     /// Seconds of massage over all sessions.
     pub massage_seconds_total: u64,
+    /// The relaxer date was lost with an unreadable file and not set since: the guard must be
+    /// treated as active until it is (written only while true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub relaxer_date_lost: bool,
 }
 
 impl Default for SavedState {
@@ -44,6 +55,7 @@ impl Default for SavedState {
             relaxer_date: None,
             sessions_total: 0,
             massage_seconds_total: 0,
+            relaxer_date_lost: false,
         }
     }
 }
@@ -60,7 +72,16 @@ impl SavedState {
             relaxer_date: settings.relaxer_date,
             sessions_total: counters.sessions_total,
             massage_seconds_total: counters.massage_seconds_total,
+            relaxer_date_lost: false,
         }
+    }
+
+    /// This state with [`SavedState::relaxer_date_lost`] set to `lost`: the caller keeps it
+    /// true from a [`LoadOutcome::RelaxerDateLost`] until a relaxer date (or an explicit
+    /// empty one) is set.
+    pub fn with_relaxer_date_lost(mut self, lost: bool) -> SavedState {
+        self.relaxer_date_lost = lost;
+        self
     }
 
     /// The saved settings (the engine clamps out-of-range values and unknown routines).
@@ -117,11 +138,11 @@ pub struct StoreError {
     pub source: std::io::Error,
 }
 
-/// Something wrong with the saved file that load worked around (defaults were used).
+/// What was wrong with the state file, and what happened to it.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadWarning {
     /// The file was not valid; it was renamed so that it can be inspected.
-    #[error("{path} was unreadable ({problem}); moved it to {moved_to} and started from defaults")]
+    #[error("{path} was unreadable ({problem}); moved it to {moved_to}")]
     MovedAside {
         /// The state file.
         path: PathBuf,
@@ -131,9 +152,7 @@ pub enum LoadWarning {
         problem: String,
     },
     /// The file was not valid and could not be renamed either.
-    #[error(
-        "{path} was unreadable ({problem}) and could not be moved aside ({source}); started from defaults"
-    )]
+    #[error("{path} was unreadable ({problem}) and could not be moved aside ({source})")]
     Unusable {
         /// The state file.
         path: PathBuf,
@@ -142,6 +161,62 @@ pub enum LoadWarning {
         /// Why renaming failed.
         source: std::io::Error,
     },
+}
+
+/// How [`Store::load`] came by the state it returns.
+#[derive(Debug)]
+pub enum LoadOutcome {
+    /// No state file (first start): defaults.
+    Fresh,
+    /// The state file was read.
+    Loaded,
+    /// The state file was unusable; the last good copy (`.bak`) was read instead.
+    FromBackup {
+        /// What was wrong with the state file (`None`: it was missing).
+        warning: Option<LoadWarning>,
+        /// The copy that was read.
+        backup: PathBuf,
+    },
+    /// Neither the file nor a backup was usable: defaults, and the relaxer date is unknown, so
+    /// the guard must be active (the state has [`SavedState::relaxer_date_lost`] set).
+    RelaxerDateLost {
+        /// What was wrong with the state file (`None`: only a broken backup was found).
+        warning: Option<LoadWarning>,
+    },
+}
+
+impl std::fmt::Display for LoadOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadOutcome::Fresh => f.write_str("no saved state yet; using defaults"),
+            LoadOutcome::Loaded => f.write_str("saved state loaded"),
+            LoadOutcome::FromBackup { warning, backup } => {
+                match warning {
+                    Some(warning) => write!(f, "{warning}")?,
+                    None => f.write_str("the state file is missing")?,
+                }
+                write!(f, "; using the last good copy {}", backup.display())
+            }
+            LoadOutcome::RelaxerDateLost { warning } => {
+                if let Some(warning) = warning {
+                    write!(f, "{warning}; ")?;
+                }
+                f.write_str(
+                    "no usable backup either: started from defaults, and the relaxer date is lost, \
+                     so the relaxer guard stays active (start needs force) until it is set again",
+                )
+            }
+        }
+    }
+}
+
+/// The state [`Store::load`] read and how it got it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The state to start from.
+    pub state: SavedState,
+    /// Where it came from; anything but `Fresh`/`Loaded` deserves a warning.
+    pub outcome: LoadOutcome,
 }
 
 /// The state file at one path.
@@ -161,33 +236,68 @@ impl Store {
         &self.path
     }
 
-    /// Reads the saved state: defaults when there is no file; a broken file is moved to
-    /// `<name>.bad` (with a warning) and defaults are used.
-    pub fn load(&self) -> (SavedState, Option<LoadWarning>) {
-        let problem = match fs::read(&self.path) {
-            Ok(bytes) => match parse(&bytes) {
-                Ok(state) => return (state, None),
-                Err(problem) => problem,
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return (SavedState::default(), None);
+    /// The last good file, `<name>.bak`.
+    pub fn backup_path(&self) -> PathBuf {
+        sibling(&self.path, ".bak")
+    }
+
+    /// Reads the saved state: defaults when there is no file (nor backup); a broken file is
+    /// moved to `<name>.bad` and the backup is read instead; when that fails too, defaults
+    /// with the relaxer date marked lost. Never fails: every problem is in the outcome.
+    pub fn load(&self) -> Loaded {
+        let problem = match read_state(&self.path) {
+            Read::Good(state) => {
+                return Loaded {
+                    state,
+                    outcome: LoadOutcome::Loaded,
+                };
             }
-            Err(e) => format!("read failed: {e}"),
+            Read::Missing => None,
+            Read::Broken(problem) => Some(problem),
         };
-        let moved_to = sibling(&self.path, ".bad");
-        let warning = match fs::rename(&self.path, &moved_to) {
-            Ok(()) => LoadWarning::MovedAside {
-                path: self.path.clone(),
-                moved_to,
-                problem,
-            },
-            Err(source) => LoadWarning::Unusable {
-                path: self.path.clone(),
-                problem,
-                source,
-            },
+        let warning = problem.map(|problem| {
+            let moved_to = sibling(&self.path, ".bad");
+            match fs::rename(&self.path, &moved_to) {
+                Ok(()) => LoadWarning::MovedAside {
+                    path: self.path.clone(),
+                    moved_to,
+                    problem,
+                },
+                Err(source) => LoadWarning::Unusable {
+                    path: self.path.clone(),
+                    problem,
+                    source,
+                },
+            }
+        });
+        let backup = self.backup_path();
+        let lost = |warning| Loaded {
+            state: SavedState::default().with_relaxer_date_lost(true),
+            outcome: LoadOutcome::RelaxerDateLost { warning },
         };
-        (SavedState::default(), Some(warning))
+        match (read_state(&backup), warning) {
+            (Read::Good(state), Some(warning)) => Loaded {
+                state,
+                outcome: LoadOutcome::FromBackup {
+                    warning: Some(warning),
+                    backup,
+                },
+            },
+            // The file is gone but a backup is there: a crash between two renames of a save
+            // cannot cause this (the backup is a link made before), so something removed it.
+            (Read::Good(state), None) => Loaded {
+                state,
+                outcome: LoadOutcome::FromBackup {
+                    warning: None,
+                    backup,
+                },
+            },
+            (Read::Missing, None) => Loaded {
+                state: SavedState::default(),
+                outcome: LoadOutcome::Fresh,
+            },
+            (_, warning) => lost(warning),
+        }
     }
 
     /// Writes the state atomically: temp file in the same directory, fsync, rename, fsync directory.
@@ -224,12 +334,58 @@ impl Store {
         file.sync_all()
             .map_err(err(&temp, "syncing the temporary file"))?;
         drop(file);
+        self.keep_backup();
         fs::rename(&temp, &self.path).map_err(err(&self.path, "renaming the temporary file"))?;
         // The rename is durable only once the directory entry is on disk.
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(err(&dir, "syncing the directory"))?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Makes the current file the backup before it is replaced: a hard link (no copy, no
+    /// window without a good file), atomically renamed over the old backup. Best effort: a
+    /// failure only loses the backup, never the save.
+    fn keep_backup(&self) {
+        if read_state(&self.path).good().is_none() {
+            return;
+        }
+        let staged = sibling(&self.path, ".bak.tmp");
+        let _ = fs::remove_file(&staged);
+        let linked =
+            fs::hard_link(&self.path, &staged).or_else(|_| fs::copy(&self.path, &staged).map(drop));
+        if let Err(error) = linked.and_then(|()| fs::rename(&staged, self.backup_path())) {
+            tracing::warn!(path = %self.path.display(), %error, "could not keep the last good state file");
+        }
+    }
+}
+
+/// The result of reading one state file.
+enum Read {
+    Good(SavedState),
+    Missing,
+    Broken(String),
+}
+
+impl Read {
+    fn good(self) -> Option<SavedState> {
+        match self {
+            Read::Good(state) => Some(state),
+            _ => None,
+        }
+    }
+}
+
+fn read_state(path: &Path) -> Read {
+    match fs::read(path) {
+        Ok(bytes) => match parse(&bytes) {
+            Ok(state) => Read::Good(state),
+            Err(problem) => Read::Broken(problem),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Read::Missing,
+        Err(e) => Read::Broken(format!("read failed: {e}")),
     }
 }
 

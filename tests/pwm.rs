@@ -183,7 +183,7 @@ fn frame(levels: &[u16]) -> Frame {
 }
 
 #[test]
-fn open_exports_then_writes_period_before_duty_then_enables() {
+fn open_exports_then_disables_sets_polarity_and_period_before_duty_then_enables() {
     let sysfs = FakeSysfs::new(&[0]);
     let (driver, writes) = WriteLog::record(sysfs.path(), || PwmDriver::open(&sysfs.section(), 2));
     let _driver = driver.unwrap();
@@ -191,10 +191,14 @@ fn open_exports_then_writes_period_before_duty_then_enables() {
         writes,
         vec![
             w("pwmchip0/export", "0"),
+            w("pwmchip0/pwm0/enable", "0"),
+            w("pwmchip0/pwm0/polarity", "normal"),
             w("pwmchip0/pwm0/period", "1000000"),
             w("pwmchip0/pwm0/duty_cycle", "0"),
             w("pwmchip0/pwm0/enable", "1"),
             w("pwmchip0/export", "1"),
+            w("pwmchip0/pwm1/enable", "0"),
+            w("pwmchip0/pwm1/polarity", "normal"),
             w("pwmchip0/pwm1/period", "1000000"),
             w("pwmchip0/pwm1/duty_cycle", "0"),
             w("pwmchip0/pwm1/enable", "1"),
@@ -290,12 +294,64 @@ fn a_channel_left_exported_and_on_is_zeroed_before_its_period_is_set() {
         writes,
         vec![
             w("pwmchip0/pwm0/duty_cycle", "0"),
+            w("pwmchip0/pwm0/enable", "0"),
+            w("pwmchip0/pwm0/polarity", "normal"),
             w("pwmchip0/pwm0/period", "1000000"),
             w("pwmchip0/pwm0/duty_cycle", "0"),
             w("pwmchip0/pwm0/enable", "1"),
         ]
     );
     assert!(sysfs.exported.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_channel_left_inversed_becomes_normal_while_disabled() {
+    let sysfs = FakeSysfs::new(&[0]);
+    create_channel(&sysfs.path().join("pwmchip0"), 0);
+    fs::write(sysfs.attr(0, 0, "polarity"), "inversed").unwrap();
+    fs::write(sysfs.attr(0, 0, "enable"), "1").unwrap();
+    let (driver, writes) = WriteLog::record(sysfs.path(), || PwmDriver::open(&sysfs.section(), 1));
+    let _driver = driver.unwrap();
+    assert_eq!(sysfs.read(0, 0, "polarity"), "normal");
+    let disabled = writes
+        .iter()
+        .position(|x| *x == w("pwmchip0/pwm0/enable", "0"));
+    let polarity = writes
+        .iter()
+        .position(|x| *x == w("pwmchip0/pwm0/polarity", "normal"));
+    assert!(
+        disabled.is_some() && polarity.is_some() && disabled < polarity,
+        "disabled before the polarity write: {writes:?}"
+    );
+}
+
+#[test]
+fn a_polarity_the_kernel_refuses_fails_open_naming_the_channel() {
+    let sysfs = FakeSysfs::new(&[0]);
+    create_channel(&sysfs.path().join("pwmchip0"), 0);
+    // Root ignores file modes: a directory in place of the file makes the write fail.
+    let polarity = sysfs.attr(0, 0, "polarity");
+    fs::remove_file(&polarity).unwrap();
+    fs::create_dir(&polarity).unwrap();
+    let err = PwmDriver::open(&sysfs.section(), 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DeviceError::Polarity {
+                chip: 0,
+                channel: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("polarity normal") && text.contains("0:0"),
+        "{text}"
+    );
+    assert_eq!(err.code(), "pwm_polarity");
+    assert_eq!(sysfs.read(0, 0, "enable"), "0", "left disabled");
 }
 
 #[test]
@@ -328,10 +384,20 @@ fn a_removed_channel_fails_the_write_and_recover_exports_it_again() {
         err.to_string().contains("pwmchip0/pwm0/duty_cycle"),
         "{err}"
     );
-    driver.recover().unwrap();
+    // recover never sleeps: the first attempt may find the export not there yet, a later
+    // one (the caller's retry) finds it.
+    let recovered = support::watch::poll(Duration::from_secs(5), || match driver.recover() {
+        Ok(()) => Some(()),
+        Err(DeviceError::ExportTimeout { waited_ms: 0, .. }) => None,
+        Err(other) => panic!("recover: {other}"),
+    });
+    assert!(
+        recovered.is_some(),
+        "recover succeeds once the export appears"
+    );
     assert_eq!(
-        *sysfs.exported.lock().unwrap(),
-        vec![(0, 0), (0, 1), (0, 0)]
+        sysfs.exported.lock().unwrap()[..3],
+        [(0, 0), (0, 1), (0, 0)]
     );
     assert_eq!(sysfs.read(0, 0, "enable"), "1");
     assert_eq!(

@@ -3,6 +3,7 @@
 
 use massaged::config::{DriverKind, DriverSection, SerialSection};
 use massaged::core::Frame;
+use massaged::device::serial::{MAX_HEARTBEAT_MS, check_timings};
 use massaged::device::{DeviceError, Driver, SerialDriver};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -24,6 +25,8 @@ enum Mode {
     SilentOnFrames,
     /// Hang up (close the master) on the first frame instead of answering it.
     HangUpOnFrame,
+    /// Answer the `HELLO`, then never read again (the line stops draining).
+    StallAfterHello,
 }
 
 /// One line as the microcontroller understood it.
@@ -40,6 +43,8 @@ struct Seen {
 struct Report {
     lines: Vec<Seen>,
     violations: Vec<String>,
+    /// The master, kept open but unread ([`Mode::StallAfterHello`]).
+    held: Option<BufReader<File>>,
 }
 
 /// CRC-8/SMBUS written independently of the driver's, from the protocol document.
@@ -138,6 +143,10 @@ fn fake_mcu(master: OwnedFd, mode: Mode) -> JoinHandle<Report> {
                 _ => sealed(&format!("OK {seq}")),
             };
             writer.write_all(reply.as_bytes()).unwrap();
+            if mode == Mode::StallAfterHello && kind == "HELLO" {
+                report.held = Some(reader);
+                return report;
+            }
         }
         report
     })
@@ -369,4 +378,78 @@ async fn a_heartbeat_slower_than_the_timeout_is_refused() {
         err.to_string().contains("driver.serial.heartbeat_ms"),
         "{err}"
     );
+}
+
+#[test]
+fn heartbeat_and_ack_timeouts_have_upper_bounds() {
+    let ok = SerialSection::default();
+    assert!(check_timings(&ok, Some(Duration::from_secs(15))).is_ok());
+    let slow = SerialSection {
+        heartbeat_ms: MAX_HEARTBEAT_MS + 1,
+        heartbeat_timeout_ms: 10_000,
+        ..ok.clone()
+    };
+    let err = check_timings(&slow, None).unwrap_err().to_string();
+    assert!(
+        err.contains("driver.serial.heartbeat_ms") && err.contains("5000"),
+        "{err}"
+    );
+    let five = SerialSection {
+        heartbeat_ms: MAX_HEARTBEAT_MS,
+        heartbeat_timeout_ms: 10_000,
+        ..ok.clone()
+    };
+    assert!(check_timings(&five, None).is_ok());
+    // WatchdogSec=30s: the daemon pings every 15 s; one ack may not take that long.
+    let patient = SerialSection {
+        ack_timeout_ms: 15_000,
+        ..ok
+    };
+    assert!(
+        check_timings(&patient, None).is_ok(),
+        "no watchdog, no bound"
+    );
+    let err = check_timings(&patient, Some(Duration::from_secs(15)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("driver.serial.ack_timeout_ms") && err.contains("WatchdogSec"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_line_that_stops_draining_fails_the_write_within_the_timeout() {
+    let mut line = Line::new(Mode::StallAfterHello);
+    let section = SerialSection {
+        ack_timeout_ms: 50,
+        ..line.section()
+    };
+    let slots = 500;
+    let mut driver = SerialDriver::open(&section, slots).await.unwrap();
+    line.driver_opened();
+    // Unacknowledged frames time out one by one until the pty's buffer is full; then the
+    // write itself must give up instead of blocking forever.
+    let mut outcome = None;
+    for _ in 0..1000 {
+        let started = Instant::now();
+        match driver.write(&frame(&vec![1000; slots])).await {
+            Err(DeviceError::AckTimeout { .. }) => continue,
+            other => {
+                outcome = Some((other, started.elapsed()));
+                break;
+            }
+        }
+    }
+    let (result, took) = outcome.expect("the line fills up");
+    match result {
+        Err(DeviceError::SerialLost { problem, .. }) => {
+            assert!(
+                problem.contains("did not complete within 50 ms"),
+                "{problem}"
+            )
+        }
+        other => panic!("expected a write timeout, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(5), "bounded: {took:?}");
 }

@@ -15,7 +15,7 @@ use crate::mqtt::link::{Events, LastWill, Link, LinkEvent, LinkOptions, Publishe
 use crate::mqtt::render::WallClock;
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, Topics};
 use crate::service::{Action, DeviceFailure, LinkInput, Notice, Service, ServiceConfig, Signal};
-use crate::store::Store;
+use crate::store::{LoadOutcome, Store};
 use crate::systemd::Notifier;
 use saver::Saver;
 use std::future::Future;
@@ -77,20 +77,31 @@ pub async fn run_until(
     let front = Front::open(&config.driver, slots).await?;
 
     let store = Store::new(config.store.path.clone());
-    let (saved, warning) = store.load();
-    if let Some(warning) = warning {
-        tracing::warn!(path = %config.store.path.display(), %warning, "saved state not usable, using defaults");
+    let loaded = store.load();
+    match &loaded.outcome {
+        LoadOutcome::Fresh | LoadOutcome::Loaded => {}
+        outcome => {
+            tracing::warn!(path = %config.store.path.display(), %outcome, "saved state not usable")
+        }
     }
+    let saved = loaded.state;
     let routines = config
         .routine_library()
         .map_err(|e| DaemonError::Config(e.to_string()))?;
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         engine_config.clone(),
         routines,
         saved.settings(),
         saved.counters(),
     )
     .map_err(|e| DaemonError::Config(e.to_string()))?;
+    if saved.relaxer_date_lost {
+        // No saved date to trust: the guard holds until the user sets the date again.
+        tracing::warn!(
+            "relaxer date lost with the saved state; starting needs force until it is set again"
+        );
+        engine.mark_relaxer_date_lost();
+    }
 
     let device_id = config.device_id();
     let topics = Topics::new(

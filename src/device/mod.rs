@@ -74,6 +74,21 @@ pub enum DeviceError {
         /// The chip directory.
         path: PathBuf,
     },
+    /// The kernel refused to set a PWM channel's polarity to `normal`.
+    #[error(
+        "{path}: cannot set PWM {chip}:{channel} to polarity normal ({source}); at duty 0 an \
+         inversed channel is fully on, so it is not used: fix the overlay or pick another channel"
+    )]
+    Polarity {
+        /// The `polarity` file.
+        path: PathBuf,
+        /// The chip.
+        chip: u32,
+        /// The channel.
+        channel: u32,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// A PWM channel directory did not appear after `export`.
     #[error("{path} did not appear within {waited_ms} ms of exporting the channel")]
     ExportTimeout {
@@ -146,6 +161,7 @@ impl DeviceError {
         match self {
             DeviceError::FrameSize { .. } | DeviceError::Config { .. } => "driver_config",
             DeviceError::Io { .. } => "driver_io",
+            DeviceError::Polarity { .. } => "pwm_polarity",
             DeviceError::PermissionDenied { .. } => "permission_denied",
             DeviceError::Busy { .. } => "channel_busy",
             DeviceError::ChipMissing { .. } | DeviceError::ExportTimeout { .. } => "pwm_missing",

@@ -1,10 +1,17 @@
 //! Linux PWM sysfs outputs (`/sys/class/pwm/pwmchipC/pwmN/{period,duty_cycle,enable}`).
 //!
+//! At open every channel is disabled and its polarity set to `normal` before anything else:
+//! a channel left `inversed` (by another program or an overlay) is fully on at duty 0.
+//!
+//! `open` waits (bounded, [`EXPORT_WAIT`]) for exported channels to appear; `recover` never
+//! sleeps: it writes the exports and checks once, and a channel not there yet fails this
+//! attempt (the caller retries with its own backoff).
+//!
 //! Every write is logged at trace level with the file and the value, which is how the
 //! order of writes can be checked on a real board.
 
 use super::{DeviceError, check_frame};
-use crate::config::PwmSection;
+use crate::config::{PwmSection, parse_pwm_output};
 use crate::core::{Frame, LEVEL_MAX};
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -41,12 +48,6 @@ pub struct PwmDriver {
     closed: bool,
 }
 
-/// Parses `"CHIP:CHANNEL"`.
-fn parse_output(text: &str) -> Option<(u32, u32)> {
-    let (chip, channel) = text.split_once(':')?;
-    Some((chip.trim().parse().ok()?, channel.trim().parse().ok()?))
-}
-
 /// The output of every slot: `outputs[n]` when given, else `{chip}:{n}`.
 fn plan_outputs(section: &PwmSection, slots: usize) -> Result<Vec<Output>, DeviceError> {
     if section.outputs.len() > slots {
@@ -61,7 +62,7 @@ fn plan_outputs(section: &PwmSection, slots: usize) -> Result<Vec<Output>, Devic
     let mut outputs: Vec<Output> = Vec::with_capacity(slots);
     for slot in 0..slots {
         let (chip, channel) = match section.outputs.get(slot) {
-            Some(text) => parse_output(text).ok_or_else(|| DeviceError::Config {
+            Some(text) => parse_pwm_output(text).ok_or_else(|| DeviceError::Config {
                 key: format!("driver.pwm.outputs[{slot}]"),
                 problem: format!("'{text}' is not CHIP:CHANNEL (e.g. \"0:1\")"),
             })?,
@@ -134,7 +135,7 @@ impl PwmDriver {
             written: vec![None; slots],
             closed: false,
         };
-        driver.setup()?;
+        driver.setup(EXPORT_WAIT)?;
         tracing::info!(
             slots,
             period_ns = driver.period_ns,
@@ -144,11 +145,12 @@ impl PwmDriver {
         Ok(driver)
     }
 
-    /// Brings every output to a known state: exported, period set, duty 0, enabled.
-    fn setup(&mut self) -> Result<(), DeviceError> {
+    /// Brings every output to a known state: exported, disabled, polarity normal, period set,
+    /// duty 0, enabled. Waits up to `wait` per channel for exports and udev; zero never sleeps.
+    fn setup(&mut self, wait: Duration) -> Result<(), DeviceError> {
         let period = self.period_ns.to_string();
         for (slot, output) in self.outputs.iter().enumerate() {
-            let deadline = Instant::now() + EXPORT_WAIT;
+            let deadline = Instant::now() + wait;
             if output.dir.is_dir() {
                 // Left over from an earlier run: zero it before anything else, and so that a
                 // shorter period is not refused for being below the old duty cycle.
@@ -157,7 +159,10 @@ impl PwmDriver {
                 export(output, deadline)?;
             }
             // udev may still be changing the new files' group: retry until the deadline.
-            retry_permission(deadline, || write_attr(&output.attr("period"), &period))?;
+            // The kernel changes polarity only while the channel is disabled.
+            retry_permission(deadline, || write_attr(&output.attr("enable"), "0"))?;
+            set_polarity_normal(output)?;
+            write_attr(&output.attr("period"), &period)?;
             write_attr(&output.attr("duty_cycle"), "0")?;
             write_attr(&output.attr("enable"), "1")?;
             self.written[slot] = Some(0);
@@ -197,10 +202,12 @@ impl PwmDriver {
         first.map_or(Ok(()), Err)
     }
 
-    /// Sets up every output again (re-exporting what disappeared); all levels 0.
+    /// Sets up every output again (re-exporting what disappeared); all levels 0. Never sleeps:
+    /// a channel whose export has not appeared yet fails this attempt with
+    /// [`DeviceError::ExportTimeout`], and the next attempt finds it.
     pub fn recover(&mut self) -> Result<(), DeviceError> {
         self.written.fill(None);
-        let result = self.setup();
+        let result = self.setup(Duration::ZERO);
         if result.is_err() {
             let _ = self.all_off();
         }
@@ -231,7 +238,21 @@ impl PwmDriver {
     }
 }
 
-/// Writes `export` and waits for the channel directory to appear.
+/// Writes `normal` to `polarity` (the channel is disabled); a refusal names the channel.
+fn set_polarity_normal(output: &Output) -> Result<(), DeviceError> {
+    let path = output.attr("polarity");
+    write_attr(&path, "normal").map_err(|error| match error {
+        DeviceError::Io { path, source } => DeviceError::Polarity {
+            path,
+            chip: output.chip,
+            channel: output.channel,
+            source,
+        },
+        other => other,
+    })
+}
+
+/// Writes `export` and waits (until `deadline`, at least one check) for the channel directory.
 fn export(output: &Output, deadline: Instant) -> Result<(), DeviceError> {
     if !output.chip_dir.is_dir() {
         return Err(DeviceError::ChipMissing {

@@ -1,6 +1,8 @@
 //! Outputs on a microcontroller, driven over a serial line (docs/serial-protocol.md).
 //!
-//! Every line waits for its `OK` before the call returns, so an error surfaces on the
+//! A write and its acknowledgement are each bounded by `driver.serial.ack_timeout_ms`
+//! ([`check_timings`] keeps it below half of systemd's `WatchdogSec`; heartbeats come at
+//! least every 5 s). Every line waits for its `OK` before the call returns, so an error surfaces on the
 //! frame that caused it. A lost port (USB adapter unplugged) is dropped; `recover`
 //! opens the path again, which also works when the adapter comes back under a new
 //! device node behind the same udev symlink.
@@ -18,6 +20,64 @@ use tokio_serial::{ClearBuffer, SerialPort, SerialStream};
 
 /// How long the handshake may take: boards that reset when the port opens need a moment to boot.
 const HELLO_WAIT: Duration = Duration::from_secs(3);
+
+/// Upper bound of `driver.serial.heartbeat_ms`: a host silent for longer is presumed dead.
+pub const MAX_HEARTBEAT_MS: u32 = 5000;
+
+/// Checks the serial timings: all above 0, heartbeat at most [`MAX_HEARTBEAT_MS`] and below the
+/// microcontroller's timeout, and (under a systemd watchdog, `watchdog_half` = `WatchdogSec/2`,
+/// the interval the daemon pings at) the ack timeout below `WatchdogSec/2`, so that waiting for
+/// one acknowledgement can never cost a watchdog ping. A write waits at most the ack timeout.
+pub fn check_timings(
+    section: &SerialSection,
+    watchdog_half: Option<Duration>,
+) -> Result<(), DeviceError> {
+    let config = |key: &str, problem: String| DeviceError::Config {
+        key: key.into(),
+        problem,
+    };
+    for (key, value) in [
+        ("driver.serial.heartbeat_ms", section.heartbeat_ms),
+        ("driver.serial.ack_timeout_ms", section.ack_timeout_ms),
+    ] {
+        if value == 0 {
+            return Err(config(key, "must be greater than 0".into()));
+        }
+    }
+    if section.heartbeat_ms > MAX_HEARTBEAT_MS {
+        return Err(config(
+            "driver.serial.heartbeat_ms",
+            format!(
+                "{} is above the maximum of {MAX_HEARTBEAT_MS} ms: the microcontroller would keep \
+                 outputs on that long after the host died",
+                section.heartbeat_ms
+            ),
+        ));
+    }
+    if section.heartbeat_ms >= section.heartbeat_timeout_ms {
+        return Err(config(
+            "driver.serial.heartbeat_ms",
+            format!(
+                "{} must be below heartbeat_timeout_ms ({}), or the microcontroller stops between heartbeats",
+                section.heartbeat_ms, section.heartbeat_timeout_ms
+            ),
+        ));
+    }
+    if let Some(half) = watchdog_half {
+        if Duration::from_millis(u64::from(section.ack_timeout_ms)) >= half {
+            return Err(config(
+                "driver.serial.ack_timeout_ms",
+                format!(
+                    "{} ms must be below half of the unit's WatchdogSec ({} ms), or one slow \
+                     acknowledgement makes systemd kill the daemon",
+                    section.ack_timeout_ms,
+                    half.as_millis()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// A microcontroller speaking the massaged line protocol.
 #[derive(Debug)]
@@ -42,26 +102,8 @@ enum Garbage {
 impl SerialDriver {
     /// Opens the port and shakes hands; the microcontroller starts with every output at 0.
     pub async fn open(section: &SerialSection, slots: usize) -> Result<SerialDriver, DeviceError> {
-        for (key, value) in [
-            ("driver.serial.heartbeat_ms", section.heartbeat_ms),
-            ("driver.serial.ack_timeout_ms", section.ack_timeout_ms),
-        ] {
-            if value == 0 {
-                return Err(DeviceError::Config {
-                    key: key.into(),
-                    problem: "must be greater than 0".into(),
-                });
-            }
-        }
-        if section.heartbeat_ms >= section.heartbeat_timeout_ms {
-            return Err(DeviceError::Config {
-                key: "driver.serial.heartbeat_ms".into(),
-                problem: format!(
-                    "{} must be below heartbeat_timeout_ms ({}), or the microcontroller stops between heartbeats",
-                    section.heartbeat_ms, section.heartbeat_timeout_ms
-                ),
-            });
-        }
+        let watchdog_half = crate::systemd::Notifier::from_env().watchdog_interval();
+        check_timings(section, watchdog_half)?;
         let mut driver = SerialDriver {
             settings: section.clone(),
             slots,
@@ -148,12 +190,18 @@ impl SerialDriver {
                 problem: "closed after an earlier error".into(),
             });
         };
-        if let Err(e) = port.write_all(text.as_bytes()).await {
-            return Err(self.lost(format!("write failed: {e}")));
-        }
-        self.last_sent = Instant::now();
         let timeout_ms = self.settings.ack_timeout_ms;
         let wait = Duration::from_millis(u64::from(timeout_ms));
+        // A port that stops draining (flow control held, adapter wedged) must not hold up
+        // the caller: the write gets the same bound as the acknowledgement.
+        match tokio::time::timeout(wait, port.write_all(text.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.lost(format!("write failed: {e}"))),
+            Err(_) => {
+                return Err(self.lost(format!("write did not complete within {timeout_ms} ms")));
+            }
+        }
+        self.last_sent = Instant::now();
         match tokio::time::timeout(wait, self.read_reply(seq, garbage)).await {
             Ok(result) => result,
             Err(_) => Err(DeviceError::AckTimeout {

@@ -657,5 +657,6 @@ impl Service {
 
     fn current_saved(&self) -> SavedState {
         SavedState::new(self.engine.settings(), self.engine.counters())
+            .with_relaxer_date_lost(self.engine.relaxer_date_lost())
     }
 }
