@@ -699,7 +699,12 @@ fn pwm_tree() -> tempfile::TempDir {
     for channel in 0..11 {
         let dir = chip.join(format!("pwm{channel}"));
         std::fs::create_dir_all(&dir).expect("channel dir");
-        for (name, value) in [("period", "0"), ("duty_cycle", "0"), ("enable", "0")] {
+        for (name, value) in [
+            ("period", "0"),
+            ("duty_cycle", "0"),
+            ("enable", "0"),
+            ("polarity", "normal"),
+        ] {
             std::fs::write(dir.join(name), value).expect("channel file");
         }
     }
