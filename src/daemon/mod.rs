@@ -9,6 +9,7 @@ use crate::core::{Action, Engine, Fault, Output, RejectCode, Rejection, SessionS
 use crate::device::{DeviceError, Driver};
 use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
+use crate::mqtt::last_message::LastMessage;
 use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
 use crate::mqtt::render::{
     WallClock, render_event, render_rejected, render_response, render_state,
@@ -76,6 +77,8 @@ struct Daemon {
     /// When the last `rate_limited` rejection was logged.
     rate_limit_replied: Option<Instant>,
     republish_at: Option<tokio::time::Instant>,
+    /// Reason of the last refused command, shown in the state until one is accepted.
+    last_message: LastMessage,
     notifier: Notifier,
     /// READY=1 goes out after the first connection attempt, or at this deadline at the latest.
     ready_deadline: Option<tokio::time::Instant>,
@@ -119,13 +122,19 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         &config.homeassistant.discovery_prefix,
     );
     let discovery = config.homeassistant.enabled.then(|| {
-        discovery_payload(&DiscoveryInfo::new(
-            &device_id,
-            &config.device.name,
-            topics.clone(),
-            engine.routines().iter().map(|r| r.name.clone()).collect(),
-            engine_config.max_session_minutes,
-        ))
+        let ha = &config.homeassistant;
+        discovery_payload(&DiscoveryInfo {
+            manufacturer: ha.manufacturer.clone(),
+            model: ha.model.clone(),
+            serial_number: ha.serial_number.clone(),
+            ..DiscoveryInfo::new(
+                &device_id,
+                &config.device.name,
+                topics.clone(),
+                engine.routines().iter().map(|r| r.name.clone()).collect(),
+                engine_config.max_session_minutes,
+            )
+        })
     });
     let link_options = link_options(&config, &options, &device_id, &topics)?;
     tracing::info!(
@@ -157,6 +166,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         publishes_dropped: std::cell::Cell::new(0),
         drop_warned_at: std::cell::Cell::new(None),
         republish_at: None,
+        last_message: LastMessage::default(),
         notifier: Notifier::from_env(),
         ready_deadline: Some(tokio::time::Instant::now() + READY_DEADLINE),
         broker,
@@ -342,8 +352,17 @@ impl Daemon {
                 true,
             );
         }
-        let state = render_state(&self.engine.snapshot(Instant::now()), &self.clock);
-        self.publish(&self.topics.state.clone(), state.into_bytes(), true);
+        self.publish_state();
+    }
+
+    /// The retained state as of now.
+    fn publish_state(&self) {
+        let state = render_state(
+            &self.engine.snapshot(Instant::now()),
+            &self.clock,
+            self.last_message.get(),
+        );
+        self.publish(&self.topics.state, state.into_bytes(), true);
     }
 
     /// Queues a publish without ever waiting: the loop must keep writing frames even when the
@@ -429,6 +448,9 @@ impl Daemon {
                     id = id.as_deref(),
                     "command accepted"
                 );
+                if self.last_message.on_accepted() {
+                    self.publish_state();
+                }
                 if let Some(id) = id {
                     let reply = render_response(&id, Ok(()));
                     self.publish(&self.topics.response.clone(), reply.into_bytes(), false);
@@ -438,13 +460,13 @@ impl Daemon {
         }
     }
 
-    fn reject(&self, id: Option<&str>, rejection: &Rejection) {
+    fn reject(&mut self, id: Option<&str>, rejection: &Rejection) {
         self.reject_with(id, rejection, true);
     }
 
     /// Answers a refused command: the `rejected` event, the response when it carried an id,
     /// and, when `loud`, a log line.
-    fn reject_with(&self, id: Option<&str>, rejection: &Rejection, loud: bool) {
+    fn reject_with(&mut self, id: Option<&str>, rejection: &Rejection, loud: bool) {
         if loud {
             tracing::info!(code = rejection.code.as_str(), message = %rejection.message, id, "command rejected");
         }
@@ -456,6 +478,9 @@ impl Daemon {
         if let Some(id) = id {
             let reply = render_response(id, Err(rejection));
             self.publish(&self.topics.response, reply.into_bytes(), false);
+        }
+        if self.last_message.on_rejected(rejection) {
+            self.publish_state();
         }
     }
 
@@ -486,7 +511,7 @@ impl Daemon {
                     }
                 }
                 Output::State(snapshot) => {
-                    let state = render_state(&snapshot, &self.clock);
+                    let state = render_state(&snapshot, &self.clock, self.last_message.get());
                     self.publish(&self.topics.state.clone(), state.into_bytes(), true);
                 }
                 Output::Event(event) => {
