@@ -10,6 +10,7 @@ pub mod device;
 pub mod forget;
 pub mod logging;
 pub mod mqtt;
+pub mod picture;
 pub mod store;
 pub mod systemd;
 pub mod timeline;

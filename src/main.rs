@@ -62,7 +62,10 @@ enum Cmd {
         /// Frames per second (default: engine.frame_hz from the config).
         #[arg(long)]
         frame_hz: Option<u32>,
-        /// Output format.
+        /// Heat during the session.
+        #[arg(long)]
+        heat: bool,
+        /// Output format (`svg`: a picture of the session).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -119,6 +122,7 @@ enum Format {
     Table,
     Json,
     Csv,
+    Svg,
 }
 
 fn main() -> ExitCode {
@@ -187,10 +191,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             minutes,
             intensity,
             frame_hz,
+            heat,
             format,
         } => {
             let config = load(&cli.config)?;
-            simulate(&config, &routine, minutes, intensity, frame_hz, format)?;
+            let session = SimulateArgs {
+                minutes,
+                intensity,
+                frame_hz,
+                heat,
+            };
+            simulate(&config, &routine, &session, format)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { path } => {
@@ -234,14 +245,21 @@ fn print_routines(config: &Config) -> Result<()> {
     Ok(())
 }
 
-fn simulate(
-    config: &Config,
-    routine: &str,
+/// Session settings of `massaged simulate`.
+struct SimulateArgs {
     minutes: Option<u32>,
     intensity: u32,
     frame_hz: Option<u32>,
-    format: Format,
-) -> Result<()> {
+    heat: bool,
+}
+
+fn simulate(config: &Config, routine: &str, session: &SimulateArgs, format: Format) -> Result<()> {
+    let SimulateArgs {
+        minutes,
+        intensity,
+        frame_hz,
+        heat,
+    } = *session;
     let mut engine_config = config.engine_config()?;
     if let Some(hz) = frame_hz {
         engine_config.frame_hz = hz;
@@ -257,7 +275,7 @@ fn simulate(
         routine: routine.to_string(),
         intensity,
         minutes,
-        heat: false,
+        heat,
         relaxer_date: None,
     };
     let engine = Engine::new(engine_config, routines, settings, Default::default())?;
@@ -265,6 +283,7 @@ fn simulate(
         routine: Some(routine.to_string()),
         minutes: Some(minutes),
         intensity: Some(intensity),
+        heat: Some(heat),
         force: true,
         ..Command::action(massaged::core::Action::Start)
     };
@@ -273,6 +292,7 @@ fn simulate(
         Format::Table => timeline.to_table(),
         Format::Json => timeline.to_json(),
         Format::Csv => timeline.to_csv(),
+        Format::Svg => massaged::picture::timeline_svg(&timeline),
     };
     print!("{text}");
     Ok(())

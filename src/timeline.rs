@@ -1,6 +1,8 @@
 //! A session run in virtual time, and its rendering as a table, JSON or CSV.
 
-use crate::core::{Command, Engine, Event, EventKind, Frame, Output, Rejection, Routine};
+use crate::core::{
+    ChannelMap, Command, Engine, Event, EventKind, Frame, Output, Rejection, Routine, Zone,
+};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -16,6 +18,10 @@ pub struct Timeline {
     pub intensity: u32,
     /// Frame rate.
     pub frame_hz: u32,
+    /// Whether the session asked for heat.
+    pub heat: bool,
+    /// Which frame slots belong to which zone and the heater.
+    pub channels: ChannelMap,
     /// Events with their offsets from the start.
     pub events: Vec<(Duration, Event)>,
     /// Frames with their offsets from the start (only frames that changed).
@@ -41,6 +47,8 @@ pub fn simulate(mut engine: Engine, start: &Command) -> Result<Timeline, Rejecti
         minutes: snapshot.minutes,
         intensity: snapshot.intensity,
         frame_hz: engine.config().frame_hz,
+        heat: snapshot.heat,
+        channels: engine.config().channels.clone(),
         events: Vec::new(),
         frames: Vec::new(),
         end: Duration::ZERO,
@@ -64,6 +72,33 @@ pub fn simulate(mut engine: Engine, start: &Command) -> Result<Timeline, Rejecti
         collect(&mut engine, at, &mut timeline);
     }
     Ok(timeline)
+}
+
+/// A name for every frame slot: `temples_left`, `temples_right`, ..., `heat`.
+///
+/// A zone with two motors names them `_left` and `_right` (the first slot is the left one);
+/// a zone with one motor is named after the zone; more motors are numbered from 1. A slot
+/// nothing uses is `chN`.
+pub fn channel_names(channels: &ChannelMap) -> Vec<String> {
+    let mut names: Vec<String> = (0..channels.count()).map(|i| format!("ch{i}")).collect();
+    for zone in Zone::ALL {
+        let slots = channels.zone(zone);
+        for (n, &slot) in slots.iter().enumerate() {
+            let name = match (slots.len(), n) {
+                (1, _) => zone.as_str().to_string(),
+                (2, 0) => format!("{zone}_left"),
+                (2, _) => format!("{zone}_right"),
+                (_, n) => format!("{zone}_{}", n + 1),
+            };
+            if let Some(entry) = names.get_mut(slot) {
+                *entry = name;
+            }
+        }
+    }
+    if let Some(entry) = channels.heat().and_then(|slot| names.get_mut(slot)) {
+        *entry = "heat".to_string();
+    }
+    names
 }
 
 fn seconds(d: Duration) -> String {
@@ -191,12 +226,11 @@ impl Timeline {
         serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
     }
 
-    /// Every frame as CSV: `t_ms,ch0,ch1,...`.
+    /// Every frame as CSV: `t_ms,temples_left,temples_right,...,heat` (see [`channel_names`]).
     pub fn to_csv(&self) -> String {
-        let channels = self.frames.first().map_or(0, |(_, f)| f.levels.len());
         let mut out = String::from("t_ms");
-        for i in 0..channels {
-            let _ = write!(out, ",ch{i}");
+        for name in channel_names(&self.channels) {
+            let _ = write!(out, ",{name}");
         }
         out.push('\n');
         for (at, frame) in &self.frames {
