@@ -10,6 +10,7 @@ use crate::device::{DeviceError, Driver};
 use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
 use crate::mqtt::last_message::LastMessage;
+use crate::mqtt::routine_image::{self, PictureKey, PictureSchedule};
 use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
 use crate::mqtt::render::{
     WallClock, render_event, render_rejected, render_response, render_state,
@@ -79,11 +80,23 @@ struct Daemon {
     republish_at: Option<tokio::time::Instant>,
     /// Reason of the last refused command, shown in the state until one is accepted.
     last_message: LastMessage,
+    /// When to publish the "Routine" picture; `None` without Home Assistant discovery.
+    picture: Option<PictureSchedule>,
+    /// What the picture is drawn with (the same device the engine drives).
+    picture_config: crate::core::EngineConfig,
+    /// Pictures drawn off the loop come back here, to be published in order.
+    pictures_done: mpsc::Sender<DrawnPicture>,
     notifier: Notifier,
     /// READY=1 goes out after the first connection attempt, or at this deadline at the latest.
     ready_deadline: Option<tokio::time::Instant>,
     broker: String,
 }
+
+/// A routine picture drawn on a blocking thread (one simulated session; too slow for the loop).
+type DrawnPicture = (
+    PictureKey,
+    Result<String, crate::picture::PictureError>,
+);
 
 /// Longest wait for the first connection attempt before telling systemd we are ready anyway.
 const READY_DEADLINE: Duration = Duration::from_secs(5);
@@ -150,6 +163,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         store,
         Duration::from_millis(config.store.debounce_ms.into()),
     );
+    let (pictures_done, mut pictures) = mpsc::channel(2);
+    let picture = config
+        .homeassistant
+        .enabled
+        .then(|| PictureSchedule::new(routine_image::MIN_INTERVAL));
     let mut daemon = Daemon {
         engine,
         driver,
@@ -167,13 +185,16 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         drop_warned_at: std::cell::Cell::new(None),
         republish_at: None,
         last_message: LastMessage::default(),
+        picture,
+        picture_config: engine_config,
+        pictures_done,
         notifier: Notifier::from_env(),
         ready_deadline: Some(tokio::time::Instant::now() + READY_DEADLINE),
         broker,
     };
     let mut events = events;
     daemon.drain().await;
-    let result = daemon.main_loop(&mut events).await;
+    let result = daemon.main_loop(&mut events, &mut pictures).await;
     daemon.shutdown(&mut events).await;
     result
 }
@@ -240,6 +261,7 @@ impl Daemon {
     async fn main_loop(
         &mut self,
         events: &mut mpsc::Receiver<LinkEvent>,
+        pictures: &mut mpsc::Receiver<DrawnPicture>,
     ) -> Result<(), DaemonError> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -249,6 +271,12 @@ impl Daemon {
         loop {
             let engine_due = self.engine.poll_timeout().map(to_tokio);
             let heartbeat_due = self.driver.heartbeat_due().map(to_tokio);
+            let picture_due = self
+                .picture
+                .as_ref()
+                .filter(|_| self.connected)
+                .and_then(PictureSchedule::poll_timeout)
+                .map(to_tokio);
             tokio::select! {
                 biased;
                 _ = sigterm.recv() => {
@@ -271,6 +299,9 @@ impl Daemon {
                         self.fault(error).await;
                     }
                 }
+                // Due: `drain` below hands it out.
+                _ = sleep_until_opt(picture_due) => {}
+                Some((key, drawn)) = pictures.recv() => self.publish_picture(&key, drawn),
                 _ = sleep_until_opt(self.republish_at) => {
                     self.republish_at = None;
                     self.publish_all();
@@ -353,6 +384,71 @@ impl Daemon {
             );
         }
         self.publish_state();
+        if let Some(picture) = &mut self.picture {
+            picture.republish();
+        }
+    }
+
+    /// Starts drawing the routine picture when the schedule says one is due.
+    fn schedule_picture(&mut self) {
+        let Some(picture) = self.picture.as_mut() else {
+            return;
+        };
+        let settings = self.engine.settings();
+        picture.select(PictureKey {
+            routine: settings.routine.clone(),
+            minutes: settings.minutes,
+            intensity: settings.intensity,
+            heat: settings.heat,
+        });
+        if !self.connected {
+            return;
+        }
+        let Some(key) = picture.poll_publish(Instant::now()) else {
+            return;
+        };
+        let Some(routine) = self
+            .engine
+            .routines()
+            .iter()
+            .find(|r| r.id == key.routine)
+            .cloned()
+        else {
+            return;
+        };
+        let config = self.picture_config.clone();
+        let done = self.pictures_done.clone();
+        tokio::task::spawn_blocking(move || {
+            let drawn = crate::picture::routine_svg(
+                &config,
+                &routine,
+                key.minutes,
+                key.intensity,
+                key.heat,
+            );
+            // The loop may have ended (shutdown): nothing left to publish to.
+            let _ = done.blocking_send((key, drawn));
+        });
+    }
+
+    /// Publishes a drawn picture, retained, unless a newer selection superseded it.
+    fn publish_picture(&self, key: &PictureKey, drawn: Result<String, crate::picture::PictureError>) {
+        if self.picture.as_ref().and_then(PictureSchedule::published) != Some(key) {
+            return;
+        }
+        match drawn {
+            Ok(svg) => {
+                tracing::debug!(routine = %key.routine, bytes = svg.len(), "routine picture");
+                self.publish(
+                    &routine_image::image_topic(&self.topics),
+                    svg.into_bytes(),
+                    true,
+                );
+            }
+            Err(error) => {
+                tracing::warn!(routine = %key.routine, %error, "could not draw the routine picture");
+            }
+        }
     }
 
     /// The retained state as of now.
@@ -524,6 +620,7 @@ impl Daemon {
                 }
             }
         }
+        self.schedule_picture();
         let current = SavedState::new(self.engine.settings(), self.engine.counters());
         if current != self.saved {
             self.saved = current.clone();

@@ -68,6 +68,11 @@ impl PictureSchedule {
         self.again = true;
     }
 
+    /// The key last handed out by `poll_publish`: a picture drawn for another one is stale.
+    pub fn published(&self) -> Option<&PictureKey> {
+        self.published.as_ref()
+    }
+
     fn pending(&self) -> bool {
         self.wanted.is_some() && (self.again || self.wanted != self.published)
     }
