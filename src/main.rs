@@ -48,7 +48,11 @@ enum Cmd {
         device: Option<String>,
     },
     /// List the routines: id, name, length and description.
-    Routines,
+    Routines {
+        /// Instead, write DIR/routines.md and a picture of every routine as DIR/routines/<id>.svg.
+        #[arg(long, value_name = "DIR")]
+        markdown: Option<PathBuf>,
+    },
     /// Print the deterministic timeline of a routine without touching any device.
     Simulate {
         /// Routine id or display name.
@@ -175,15 +179,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             massaged::logging::init("warn", massaged::config::LogFormat::Text);
             let (options, topics) = client_target(&config, device)?;
             runtime()?.block_on(massaged::forget::run(options, topics))?;
-            println!(
-                "removed {} from Home Assistant and cleared its retained topics",
+            emit(&format!(
+                "removed {} from Home Assistant and cleared its retained topics\n",
                 topics_root(&config)
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Routines => {
+        Cmd::Routines { markdown } => {
             let config = load(&cli.config)?;
-            print_routines(&config)?;
+            match markdown {
+                Some(dir) => write_library_docs(&config, &dir)?,
+                None => print_routines(&config)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Simulate {
@@ -207,7 +214,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::CheckConfig { path } => {
             match massaged::config::check_config(path.or(cli.config).as_deref()) {
                 Ok(report) => {
-                    println!("{report}");
+                    emit(&format!("{report}\n"))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
@@ -223,17 +230,47 @@ fn load(path: &Option<PathBuf>) -> Result<Config> {
     Config::load(path.as_deref()).context("loading the configuration")
 }
 
+/// Writes `text` to stdout. A closed stdout (a pipe into `head`) ends the output quietly: the
+/// reader has what it wanted, which is not an error worth a message or a panic.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
+}
+
+fn write_library_docs(config: &Config, dir: &std::path::Path) -> Result<()> {
+    let docs =
+        massaged::picture::library_docs(&config.engine_config()?, &config.routine_library()?)?;
+    let pictures = dir.join("routines");
+    std::fs::create_dir_all(&pictures)
+        .with_context(|| format!("creating {}", pictures.display()))?;
+    for (file, svg) in &docs.pictures {
+        let path = pictures.join(file);
+        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let page = dir.join("routines.md");
+    std::fs::write(&page, &docs.markdown).with_context(|| format!("writing {}", page.display()))?;
+    Ok(())
+}
+
 fn print_routines(config: &Config) -> Result<()> {
+    use std::fmt::Write as _;
     let routines = config.routine_library()?;
     let width = routines.iter().map(|r| r.id.len()).max().unwrap_or(2);
     let name_width = routines.iter().map(|r| r.name.len()).max().unwrap_or(4);
-    println!(
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "{:<width$}  {:<name_width$}  {:>6}  description",
         "id", "name", "length"
     );
     for r in &routines {
         let secs = r.duration().as_secs();
-        println!(
+        let _ = writeln!(
+            text,
             "{:<width$}  {:<name_width$}  {:>3}:{:02}  {}",
             r.id,
             r.name,
@@ -242,7 +279,7 @@ fn print_routines(config: &Config) -> Result<()> {
             r.description
         );
     }
-    Ok(())
+    emit(&text)
 }
 
 /// Session settings of `massaged simulate`.
@@ -294,8 +331,7 @@ fn simulate(config: &Config, routine: &str, session: &SimulateArgs, format: Form
         Format::Csv => timeline.to_csv(),
         Format::Svg => massaged::picture::timeline_svg(&timeline),
     };
-    print!("{text}");
-    Ok(())
+    emit(&text)
 }
 
 async fn run(config: Config, embedded_broker: Option<SocketAddr>) -> Result<()> {

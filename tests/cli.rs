@@ -167,3 +167,121 @@ async fn forget_clears_discovery_state_and_availability() {
         );
     }
 }
+
+/// Runs massaged with its stdout a pipe whose reading end is closed at once, as after
+/// `massaged ... | head -0`: writes fail with a broken pipe (`std::io::pipe` would close it
+/// before the start, but is newer than the MSRV).
+fn massaged_into_closed_pipe(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_massaged"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("MASSAGED_CONFIG")
+        .env("RUST_BACKTRACE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run massaged");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("wait for massaged")
+}
+
+fn assert_quiet_end(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what}: {:?}", out.status);
+    assert!(out.stderr.is_empty(), "{what}: {}", stderr(out));
+}
+
+#[test]
+fn a_closed_stdout_ends_every_listing_quietly() {
+    let config = ["--config", "config/massaged.toml"];
+    for (what, args) in [
+        (
+            "simulate csv",
+            &["simulate", "full-scalp", "--format", "csv"][..],
+        ),
+        (
+            "simulate svg",
+            &["simulate", "full-scalp", "--format", "svg"][..],
+        ),
+        ("simulate table", &["simulate", "full-scalp"][..]),
+        ("routines", &["routines"][..]),
+        (
+            "check-config",
+            &["check-config", "config/massaged.toml"][..],
+        ),
+    ] {
+        let all: Vec<&str> = config.iter().chain(args).copied().collect();
+        assert_quiet_end(&massaged_into_closed_pipe(&all), what);
+    }
+}
+
+#[test]
+fn simulate_csv_names_columns_after_zones_and_sides() {
+    let out = massaged(&[
+        "--config",
+        "config/massaged.toml",
+        "simulate",
+        "pre-shampoo",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines().next(),
+        Some(
+            "t_ms,temples_left,temples_right,hairline_left,hairline_right,crown_left,\
+             crown_right,ears_left,ears_right,neck_left,neck_right,heat"
+        )
+    );
+}
+
+#[test]
+fn simulate_svg_draws_a_user_routine_the_same_bytes_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[routines]]
+id = "my-temples"
+name = "My <temples> & \"more\""
+description = "mine"
+[[routines.steps]]
+label = "Press & hold"
+zones = ["temples"]
+technique = "press"
+seconds = 40
+"#,
+    )
+    .unwrap();
+    let args = [
+        "--config",
+        path.to_str().unwrap(),
+        "simulate",
+        "my-temples",
+        "--format",
+        "svg",
+    ];
+    let a = massaged(&args);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let svg = stdout(&a);
+    assert!(svg.starts_with("<svg "), "{svg}");
+    assert!(
+        svg.contains("My &lt;temples&gt; &amp; &quot;more&quot;"),
+        "{svg}"
+    );
+    assert!(svg.contains("press: Press &amp; hold"), "{svg}");
+    assert_eq!(a.stdout, massaged(&args).stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_status_into_a_closed_pipe_ends_quietly() {
+    let broker = TestBroker::start();
+    let mut daemon = DaemonProcess::spawn(&broker, "");
+    let _watch = daemon.online_watcher(&broker, "cli-pipe-watch").await;
+    let config = daemon.config_path();
+    let out = massaged_into_closed_pipe(&["--config", config.to_str().unwrap(), "ctl", "status"]);
+    assert_quiet_end(&out, "ctl status");
+    daemon.signal("TERM");
+    daemon.wait_exit(TIMEOUT).expect("daemon exits");
+}

@@ -170,7 +170,10 @@ impl Driver {
     /// Opens the configured backend for `slots` channels and sets every output to 0.
     pub async fn open(section: &DriverSection, slots: usize) -> Result<Driver, DeviceError> {
         Ok(match section.kind {
-            DriverKind::Sim => Driver::Sim(SimDriver::open(section.record.as_deref(), slots)?),
+            DriverKind::Sim => Driver::Sim(SimDriver::open_named(
+                section.record.as_deref(),
+                &sim::column_names(section, slots),
+            )?),
             DriverKind::Pwm => Driver::Pwm(PwmDriver::open(&section.pwm, slots)?),
             DriverKind::Serial => Driver::Serial(SerialDriver::open(&section.serial, slots).await?),
         })

@@ -1,13 +1,16 @@
 //! Simulated outputs: frames go to the log and, optionally, to a CSV recording.
 
 use super::{DeviceError, check_frame};
-use crate::core::Frame;
+use crate::config::DriverSection;
+use crate::core::{ChannelMap, Frame};
+use crate::timeline::channel_names;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// A CSV file receiving one row per frame: `t_ms,ch0,ch1,...`, `t_ms` counted from open.
+/// A CSV file receiving one row per frame: `t_ms,temples_left,...,heat` (see
+/// [`column_names`]), `t_ms` counted from open.
 #[derive(Debug)]
 struct Recording {
     path: PathBuf,
@@ -23,9 +26,40 @@ pub struct SimDriver {
     last_zero: bool,
 }
 
+/// Recording column names for `section`'s channel map, the same names as `simulate --format
+/// csv` ([`crate::timeline::channel_names`]); `chN` for every slot when the map is unusable
+/// (the config check reports that before a driver opens).
+pub fn column_names(section: &DriverSection, slots: usize) -> Vec<String> {
+    let zone = |list: &[u16]| list.iter().map(|&slot| usize::from(slot)).collect();
+    let channels = &section.channels;
+    let map = ChannelMap::new(
+        [
+            zone(&channels.temples),
+            zone(&channels.hairline),
+            zone(&channels.crown),
+            zone(&channels.ears),
+            zone(&channels.neck),
+        ],
+        section.heat_channel.map(usize::from),
+    );
+    let mut names = map.map(|m| channel_names(&m)).unwrap_or_default();
+    names.truncate(slots);
+    names.extend((names.len()..slots).map(|n| format!("ch{n}")));
+    names
+}
+
 impl SimDriver {
-    /// Starts a simulated device of `slots` channels; `record` is created (truncated) with its header.
+    /// Starts a simulated device of `slots` channels; `record` is created (truncated) with a
+    /// header of `ch0,ch1,...`.
     pub fn open(record: Option<&Path>, slots: usize) -> Result<SimDriver, DeviceError> {
+        let names: Vec<String> = (0..slots).map(|n| format!("ch{n}")).collect();
+        SimDriver::open_named(record, &names)
+    }
+
+    /// Starts a simulated device with one channel per name; `record` is created (truncated)
+    /// with the names as its header.
+    pub fn open_named(record: Option<&Path>, names: &[String]) -> Result<SimDriver, DeviceError> {
+        let slots = names.len();
         let recording = match record {
             None => None,
             Some(path) => {
@@ -35,8 +69,9 @@ impl SimDriver {
                 };
                 let mut out = BufWriter::new(File::create(path).map_err(io_err)?);
                 let mut header = String::from("t_ms");
-                for n in 0..slots {
-                    header.push_str(&format!(",ch{n}"));
+                for name in names {
+                    header.push(',');
+                    header.push_str(name);
                 }
                 writeln!(out, "{header}").map_err(io_err)?;
                 out.flush().map_err(io_err)?;
@@ -129,6 +164,36 @@ mod tests {
         assert_eq!(rows.len(), 4);
         let times: Vec<u64> = rows[1..].iter().map(|r| r[0].parse().unwrap()).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
+
+    #[test]
+    fn recording_columns_are_named_after_zones_and_sides() {
+        let mut section = DriverSection::default();
+        let names = column_names(&section, 11);
+        assert_eq!(
+            names[..3],
+            ["temples_left", "temples_right", "hairline_left"]
+        );
+        assert_eq!(names[10], "heat");
+        section.channels.neck = vec![12];
+        section.heat_channel = None;
+        let names = column_names(&section, 13);
+        assert_eq!(names[8..], ["ch8", "ch9", "ch10", "ch11", "neck"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("frames.csv");
+        drop(SimDriver::open_named(
+            Some(&path),
+            &column_names(&DriverSection::default(), 11),
+        ));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("t_ms,temples_left,temples_right,"),
+            "{text}"
+        );
+        assert!(
+            text.lines().next().unwrap().ends_with(",neck_right,heat"),
+            "{text}"
+        );
     }
 
     #[test]
