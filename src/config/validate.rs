@@ -213,10 +213,7 @@ pub fn parse_pwm_output(text: &str) -> Option<(u32, u32)> {
 const MAX_DEVICE_INFO_CHARS: usize = 64;
 
 /// `[homeassistant]` manufacturer, model and serial number: short single-line text or empty.
-fn check_device_info(
-    issues: &mut Vec<ConfigIssue>,
-    ha: &super::sections::HomeAssistantSection,
-) {
+fn check_device_info(issues: &mut Vec<ConfigIssue>, ha: &super::sections::HomeAssistantSection) {
     for (key, value) in [
         ("homeassistant.manufacturer", &ha.manufacturer),
         ("homeassistant.model", &ha.model),

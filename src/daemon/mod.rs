@@ -10,11 +10,11 @@ use crate::device::{DeviceError, Driver};
 use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
 use crate::mqtt::last_message::LastMessage;
-use crate::mqtt::routine_image::{self, PictureKey, PictureSchedule};
 use crate::mqtt::link::{LastWill, Link, LinkEvent, LinkOptions, Publisher};
 use crate::mqtt::render::{
     WallClock, render_event, render_rejected, render_response, render_state,
 };
+use crate::mqtt::routine_image::{self, PictureKey, PictureSchedule};
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
 use crate::store::{SavedState, Store};
 use crate::systemd::Notifier;
@@ -93,10 +93,7 @@ struct Daemon {
 }
 
 /// A routine picture drawn on a blocking thread (one simulated session; too slow for the loop).
-type DrawnPicture = (
-    PictureKey,
-    Result<String, crate::picture::PictureError>,
-);
+type DrawnPicture = (PictureKey, Result<String, crate::picture::PictureError>);
 
 /// Longest wait for the first connection attempt before telling systemd we are ready anyway.
 const READY_DEADLINE: Duration = Duration::from_secs(5);
@@ -432,7 +429,11 @@ impl Daemon {
     }
 
     /// Publishes a drawn picture, retained, unless a newer selection superseded it.
-    fn publish_picture(&self, key: &PictureKey, drawn: Result<String, crate::picture::PictureError>) {
+    fn publish_picture(
+        &self,
+        key: &PictureKey,
+        drawn: Result<String, crate::picture::PictureError>,
+    ) {
         if self.picture.as_ref().and_then(PictureSchedule::published) != Some(key) {
             return;
         }

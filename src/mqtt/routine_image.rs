@@ -126,7 +126,11 @@ mod tests {
         assert_eq!(schedule.poll_publish(t0), Some(key(60)));
         schedule.select(key(60));
         assert_eq!(schedule.poll_publish(t0 + Duration::from_secs(60)), None);
-        assert_eq!(schedule.poll_timeout(), None, "no timer while nothing changes");
+        assert_eq!(
+            schedule.poll_timeout(),
+            None,
+            "no timer while nothing changes"
+        );
     }
 
     #[test]
@@ -142,7 +146,11 @@ mod tests {
             schedule.select(key(10 + i));
             published.extend(schedule.poll_publish(now));
         }
-        assert_eq!(published, vec![key(50)], "due at t0 + 2 s, with the value then");
+        assert_eq!(
+            published,
+            vec![key(50)],
+            "due at t0 + 2 s, with the value then"
+        );
         schedule.select(key(77));
         let at = t0 + Duration::from_secs(2);
         assert_eq!(schedule.poll_timeout(), Some(at + MIN_INTERVAL));
