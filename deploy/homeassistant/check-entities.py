@@ -22,7 +22,7 @@ import re
 import sys
 
 # Entity platforms the daemon's discovery creates (DESIGN.md section 3).
-DOMAINS = ("binary_sensor", "button", "event", "number", "select", "sensor", "switch", "text")
+DOMAINS = ("binary_sensor", "button", "event", "image", "number", "select", "sensor", "switch", "text")
 ENTITY_ID = re.compile(r"(?<![\w.])(?:%s)\.[a-z0-9_]+(?![\w.])" % "|".join(DOMAINS))
 # `action: select.select_option` and `service: button.press` name services, not entities.
 SERVICE_LINE = re.compile(r"^\s*(?:-\s*)?(?:action|service)\s*:")

@@ -175,6 +175,12 @@ pub struct HomeAssistantSection {
     pub enabled: bool,
     /// Discovery prefix.
     pub discovery_prefix: String,
+    /// Manufacturer shown on the device page; empty leaves it out.
+    pub manufacturer: String,
+    /// Model shown on the device page; empty leaves it out.
+    pub model: String,
+    /// Serial number shown on the device page; empty leaves it out.
+    pub serial_number: String,
 }
 
 impl Default for HomeAssistantSection {
@@ -182,6 +188,9 @@ impl Default for HomeAssistantSection {
         HomeAssistantSection {
             enabled: true,
             discovery_prefix: "homeassistant".into(),
+            manufacturer: String::new(),
+            model: "Scalp massage headrest".into(),
+            serial_number: String::new(),
         }
     }
 }

@@ -35,6 +35,7 @@ impl Config {
             "homeassistant.discovery_prefix",
             &self.homeassistant.discovery_prefix,
         );
+        check_device_info(&mut issues, &self.homeassistant);
         self.check_driver(&mut issues);
         self.check_engine_and_safety(&mut issues);
         check_routines(&mut issues, &builtin_routines(), &self.routines);
@@ -216,6 +217,36 @@ impl Config {
 pub fn parse_pwm_output(text: &str) -> Option<(u32, u32)> {
     let (chip, channel) = text.split_once(':')?;
     Some((chip.trim().parse().ok()?, channel.trim().parse().ok()?))
+}
+
+/// Longest manufacturer, model or serial number shown on Home Assistant's device page.
+const MAX_DEVICE_INFO_CHARS: usize = 64;
+
+/// `[homeassistant]` manufacturer, model and serial number: short single-line text or empty.
+fn check_device_info(issues: &mut Vec<ConfigIssue>, ha: &super::sections::HomeAssistantSection) {
+    for (key, value) in [
+        ("homeassistant.manufacturer", &ha.manufacturer),
+        ("homeassistant.model", &ha.model),
+        ("homeassistant.serial_number", &ha.serial_number),
+    ] {
+        let chars = value.chars().count();
+        if chars > MAX_DEVICE_INFO_CHARS {
+            issues.push(ConfigIssue::at_key(
+                key,
+                format!("is {chars} characters long; at most {MAX_DEVICE_INFO_CHARS}"),
+            ));
+        } else if value.chars().any(char::is_control) {
+            issues.push(ConfigIssue::at_key(
+                key,
+                "must be one line without control characters",
+            ));
+        } else if !value.is_empty() && value.trim() != value {
+            issues.push(ConfigIssue::at_key(
+                key,
+                "must not start or end with spaces",
+            ));
+        }
+    }
 }
 
 fn check_range<T: PartialOrd + Display>(
@@ -502,5 +533,22 @@ mod tests {
                 .expect_err("bad")
                 .mentions("driver.pwm.outputs[1]")
         );
+    }
+
+    #[test]
+    fn device_info_must_be_short_single_line_text() {
+        let mut config = Config::default();
+        config.homeassistant.manufacturer = "Acme\nChairs".into();
+        config.homeassistant.model = "m".repeat(65);
+        config.homeassistant.serial_number = " SN-1".into();
+        let keys: Vec<String> = config.issues().iter().map(|i| i.to_string()).collect();
+        let text = keys.join("\n");
+        assert!(text.contains("homeassistant.manufacturer"), "{text}");
+        assert!(text.contains("homeassistant.model"), "{text}");
+        assert!(text.contains("homeassistant.serial_number"), "{text}");
+        config.homeassistant.manufacturer = "Acme Chairs".into();
+        config.homeassistant.model = String::new();
+        config.homeassistant.serial_number = "SN-1".into();
+        assert!(config.issues().is_empty());
     }
 }

@@ -7,12 +7,13 @@ mod saver;
 mod signals;
 
 use crate::config::Config;
-use crate::core::Engine;
+use crate::core::{Engine, EngineConfig, Routine};
 use crate::device::DeviceError;
 use crate::device::front::{self, DeviceReport, Front};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
 use crate::mqtt::link::{Events, LastWill, Link, LinkEvent, LinkOptions, Publisher};
 use crate::mqtt::render::WallClock;
+use crate::mqtt::routine_image::PictureKey;
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, Topics};
 use crate::service::{Action, DeviceFailure, LinkInput, Notice, Service, ServiceConfig, Signal};
 use crate::store::{LoadOutcome, Store};
@@ -20,6 +21,7 @@ use crate::systemd::Notifier;
 use saver::Saver;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 pub use signals::shutdown_signal;
@@ -110,13 +112,19 @@ pub async fn run_until(
         &config.homeassistant.discovery_prefix,
     );
     let discovery = config.homeassistant.enabled.then(|| {
-        discovery_payload(&DiscoveryInfo::new(
-            &device_id,
-            &config.device.name,
-            topics.clone(),
-            engine.routines().iter().map(|r| r.name.clone()).collect(),
-            engine_config.max_session_minutes,
-        ))
+        let ha = &config.homeassistant;
+        discovery_payload(&DiscoveryInfo {
+            manufacturer: ha.manufacturer.clone(),
+            model: ha.model.clone(),
+            serial_number: ha.serial_number.clone(),
+            ..DiscoveryInfo::new(
+                &device_id,
+                &config.device.name,
+                topics.clone(),
+                engine.routines().iter().map(|r| r.name.clone()).collect(),
+                engine_config.max_session_minutes,
+            )
+        })
     });
     let link_options = link_options(&config, &options, &device_id, &topics)?;
     let broker = format!("{}:{}", link_options.host, link_options.port);
@@ -139,7 +147,9 @@ pub async fn run_until(
         save_debounce: Duration::from_millis(config.store.debounce_ms.into()),
         watchdog: notifier.watchdog_interval(),
         broker,
+        routine_picture: config.homeassistant.enabled,
     };
+    let routines_for_pictures = engine.routines().to_vec();
     let mut service = Service::new(now, engine, saved, service_config, fastrand::Rng::new());
     service.set_today(
         now,
@@ -147,7 +157,13 @@ pub async fn run_until(
         calendar::until_next_midnight(),
     );
     let (publisher, events) = Link::start(link_options);
+    let (pictures_done, pictures) = mpsc::channel(2);
     let shell = Shell {
+        pictures: Pictures {
+            config: engine_config,
+            routines: routines_for_pictures,
+            done: pictures_done,
+        },
         service,
         front,
         publisher,
@@ -157,7 +173,12 @@ pub async fn run_until(
         shed_seen: 0,
     };
     shell
-        .run(events, front::heartbeat_interval(&config.driver), shutdown)
+        .run(
+            events,
+            pictures,
+            front::heartbeat_interval(&config.driver),
+            shutdown,
+        )
         .await
 }
 
@@ -240,8 +261,42 @@ fn link_input(event: LinkEvent) -> LinkInput {
     }
 }
 
+/// A routine picture drawn off the loop, for the service's [`Service::handle_picture`].
+type DrawnPicture = (PictureKey, Result<String, String>);
+
+/// What the routine pictures are drawn from, and where they go when done.
+struct Pictures {
+    config: EngineConfig,
+    routines: Vec<Routine>,
+    done: mpsc::Sender<DrawnPicture>,
+}
+
+impl Pictures {
+    /// Draws on a blocking thread: one simulated session is too slow for the loop.
+    fn draw(&self, key: PictureKey) {
+        let Some(routine) = self.routines.iter().find(|r| r.id == key.routine).cloned() else {
+            return;
+        };
+        let config = self.config.clone();
+        let done = self.done.clone();
+        tokio::task::spawn_blocking(move || {
+            let drawn = crate::picture::routine_svg(
+                &config,
+                &routine,
+                key.minutes,
+                key.intensity,
+                key.heat,
+            )
+            .map_err(|error| error.to_string());
+            // The loop may have ended (shutdown): nothing is left to publish to.
+            let _ = done.blocking_send((key, drawn));
+        });
+    }
+}
+
 /// What executes the service's actions.
 struct Shell {
+    pictures: Pictures,
     service: Service,
     front: Front,
     publisher: Publisher,
@@ -259,6 +314,7 @@ impl Shell {
     async fn run(
         mut self,
         mut events: Events,
+        mut pictures: mpsc::Receiver<DrawnPicture>,
         heartbeat: Option<Duration>,
         shutdown: impl Future<Output = Signal>,
     ) -> Result<(), DaemonError> {
@@ -286,6 +342,7 @@ impl Shell {
                         self.service.handle_saved(Instant::now(), result);
                     }
                 }
+                Some((key, drawn)) = pictures.recv() => self.service.handle_picture(&key, drawn),
                 received = events.recv() => {
                     let Some(first) = received else {
                         result = Err(DaemonError::LinkEnded);
@@ -363,6 +420,7 @@ impl Shell {
                 }
                 Action::Save(state) => self.saver.save(state),
                 Action::RecoverDevice => self.front.recover(),
+                Action::DrawPicture(key) => self.pictures.draw(key),
                 Action::Notify(notice) => match notice {
                     Notice::Ready => self.notifier.ready(),
                     Notice::Watchdog => self.notifier.watchdog(),

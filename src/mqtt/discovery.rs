@@ -8,9 +8,11 @@ use super::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
 use crate::core::{Action, EventKind, SessionState};
 use serde_json::{Map, Value, json};
 
-/// Manufacturer and origin name shown in Home Assistant.
+use super::routine_image::{CONTENT_TYPE, image_topic};
+
+/// Origin name shown in Home Assistant (the software that publishes the device).
 pub const ORIGIN_NAME: &str = "massaged";
-/// Model shown in Home Assistant's device page.
+/// Default model shown on Home Assistant's device page.
 pub const MODEL: &str = "Scalp massage headrest";
 
 /// What the discovery payload needs to know about the device.
@@ -30,6 +32,12 @@ pub struct DiscoveryInfo {
     pub sw_version: String,
     /// Optional `http(s)://` support page shown with the origin.
     pub support_url: Option<String>,
+    /// Manufacturer on the device page; empty leaves it out.
+    pub manufacturer: String,
+    /// Model on the device page; empty leaves it out.
+    pub model: String,
+    /// Serial number on the device page; empty leaves it out.
+    pub serial_number: String,
 }
 
 impl DiscoveryInfo {
@@ -49,12 +57,15 @@ impl DiscoveryInfo {
             max_session_minutes,
             sw_version: env!("CARGO_PKG_VERSION").to_owned(),
             support_url: None,
+            manufacturer: String::new(),
+            model: MODEL.to_owned(),
+            serial_number: String::new(),
         }
     }
 }
 
 /// Component keys, in the order of the contract's entity table.
-pub const COMPONENT_KEYS: [&str; 18] = [
+pub const COMPONENT_KEYS: [&str; 24] = [
     "routine",
     "intensity",
     "minutes",
@@ -73,6 +84,12 @@ pub const COMPONENT_KEYS: [&str; 18] = [
     "massage_time_total",
     "relaxer_date",
     "session",
+    "remaining",
+    "progress",
+    "guard",
+    "start_anyway",
+    "last_message",
+    "picture",
 ];
 
 /// Text entity pattern: a `YYYY-MM-DD` date or nothing (clears the date).
@@ -81,6 +98,50 @@ const RELAXER_DATE_PATTERN: &str = r"^(\d{4}-\d{2}-\d{2})?$";
 /// Home Assistant's MQTT sensor, step and binary sensor read the payload `None` as "unknown";
 /// an empty string would instead be an invalid timestamp.
 const UNKNOWN: &str = "None";
+
+/// The "Last message" sensor's state when no refusal is pending.
+const NO_MESSAGE: &str = "OK";
+
+/// Home Assistant's entity-id slug of an ASCII name: lower case, runs of anything else as
+/// one `_`, none at the ends ("Massage headrest" -> "massage_headrest").
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let trimmed = out.trim_end_matches('_');
+    if trimmed.is_empty() {
+        "massaged".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// The state sensor shows these words; the state JSON keeps the wire names.
+fn human_state(state: SessionState) -> &'static str {
+    match state {
+        SessionState::Idle => "Idle",
+        SessionState::Running => "Running",
+        SessionState::Paused => "Paused",
+        SessionState::Fault => "Fault",
+    }
+}
+
+/// Maps the wire state to `human_state`, e.g. `{{ {'idle': 'Idle', ...}[value_json.state] }}`.
+fn state_template() -> String {
+    let pairs: Vec<String> = SessionState::ALL
+        .iter()
+        .map(|s| format!("'{}': '{}'", s.as_str(), human_state(*s)))
+        .collect();
+    format!(
+        "{{{{ {{{}}}.get(value_json.state, value_json.state) }}}}",
+        pairs.join(", ")
+    )
+}
 
 /// The retained device discovery payload (JSON text).
 pub fn discovery_payload(info: &DiscoveryInfo) -> String {
@@ -193,9 +254,9 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
         "mdi:list-status",
         json!({
             "device_class": "enum",
-            "options": SessionState::ALL.map(SessionState::as_str),
+            "options": SessionState::ALL.map(human_state),
             "state_topic": topics.state,
-            "value_template": "{{ value_json.state }}",
+            "value_template": state_template(),
         }),
     );
     add(
@@ -216,8 +277,12 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
         "mdi:format-list-numbered",
         json!({
             "state_topic": topics.state,
-            // Home Assistant states hold at most 255 characters.
-            "value_template": format!("{{{{ value_json.step[:255] if value_json.step else '{UNKNOWN}' }}}}"),
+            // "Step 2 of 4: Crown sweep"; Home Assistant states hold at most 255 characters.
+            "value_template": concat!(
+                "{% if value_json.step %}",
+                "{{ ('Step ' ~ (value_json.step_index + 1) ~ ' of ' ~ value_json.step_count ~ ': ' ~ value_json.step)[:255] }}",
+                "{% else %}", "Not running", "{% endif %}"
+            ),
         }),
     );
     add(
@@ -265,16 +330,18 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
         json!({
             "device_class": "duration",
             "state_class": "total_increasing",
-            "unit_of_measurement": "s",
+            "unit_of_measurement": "min",
+            "suggested_display_precision": 0,
             "entity_category": "diagnostic",
             "state_topic": topics.state,
-            "value_template": "{{ value_json.massage_seconds_total }}",
+            // Counts during a session too (massage_seconds_live); JSON keeps whole seconds.
+            "value_template": "{{ (value_json.massage_seconds_live / 60) | round(1) }}",
         }),
     );
     add(
         "relaxer_date",
         "text",
-        "Relaxer date",
+        "Relaxer date (YYYY-MM-DD)",
         "mdi:calendar-alert",
         json!({
             "entity_category": "config",
@@ -282,6 +349,8 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
             "min": 0,
             "max": 10,
             "pattern": RELAXER_DATE_PATTERN,
+            // The name carries the format; the entity id stays `text.<device>_relaxer_date`.
+            "default_entity_id": format!("text.{}_relaxer_date", slug(&info.device_name)),
             "command_topic": topics.set,
             "command_template": "{{ {'relaxer_date': value} | tojson }}",
             "state_topic": topics.state,
@@ -300,6 +369,87 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
         }),
     );
 
+    add(
+        "remaining",
+        "sensor",
+        "Remaining",
+        "mdi:timer-sand-complete",
+        json!({
+            "device_class": "duration",
+            "unit_of_measurement": "min",
+            "suggested_display_precision": 0,
+            "state_topic": topics.state,
+            // Idle: nothing remains. Rounded up, like remaining_s, so 0 means over.
+            "value_template": "{{ ((value_json.remaining_s or 0) / 60) | round(0, 'ceil') | int }}",
+        }),
+    );
+    add(
+        "progress",
+        "sensor",
+        "Progress",
+        "mdi:progress-clock",
+        json!({
+            "unit_of_measurement": "%",
+            "state_class": "measurement",
+            "suggested_display_precision": 0,
+            "state_topic": topics.state,
+            "value_template": concat!(
+                "{% set done = value_json.elapsed_s or 0 %}",
+                "{% set total = done + (value_json.remaining_s or 0) %}",
+                "{{ (100 * done / total) | round(0) | int if total > 0 else 0 }}"
+            ),
+            "json_attributes_topic": topics.state,
+            "json_attributes_template": concat!(
+                "{{ {'step': (value_json.step_index + 1) if value_json.step_index is not none else none,",
+                " 'step_count': value_json.step_count, 'elapsed_s': value_json.elapsed_s,",
+                " 'remaining_s': value_json.remaining_s} | tojson }}"
+            ),
+        }),
+    );
+    add(
+        "guard",
+        "binary_sensor",
+        "Relaxer guard",
+        "mdi:shield-alert-outline",
+        json!({
+            "state_topic": topics.state,
+            "value_template": "{{ 'ON' if value_json.guard_active else 'OFF' }}",
+            "json_attributes_topic": topics.state,
+            "json_attributes_template": "{{ {'relaxer_date': value_json.relaxer_date} | tojson }}",
+        }),
+    );
+    add(
+        "start_anyway",
+        "button",
+        "Start anyway",
+        "mdi:play-box-lock-open-outline",
+        json!({
+            "command_topic": topics.set,
+            "payload_press": json!({"action": Action::Start.as_str(), "force": true}).to_string(),
+        }),
+    );
+    add(
+        "last_message",
+        "sensor",
+        "Last message",
+        "mdi:message-alert-outline",
+        json!({
+            "state_topic": topics.state,
+            // Cleared (OK) by the next accepted command.
+            "value_template": format!("{{{{ value_json.last_message[:255] if value_json.last_message else '{NO_MESSAGE}' }}}}"),
+        }),
+    );
+    add(
+        "picture",
+        "image",
+        "Routine",
+        "mdi:chart-timeline-variant",
+        json!({
+            "image_topic": image_topic(topics),
+            "content_type": CONTENT_TYPE,
+        }),
+    );
+
     let mut origin = json!({
         "name": ORIGIN_NAME,
         "sw": info.sw_version,
@@ -307,14 +457,22 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
     if let Some(url) = &info.support_url {
         origin["url"] = url.as_str().into();
     }
+    let mut device = json!({
+        "ids": [info.device_id],
+        "name": info.device_name,
+        "sw": format!("{ORIGIN_NAME} {}", info.sw_version),
+    });
+    for (key, value) in [
+        ("mf", &info.manufacturer),
+        ("mdl", &info.model),
+        ("sn", &info.serial_number),
+    ] {
+        if !value.is_empty() {
+            device[key] = value.as_str().into();
+        }
+    }
     json!({
-        "dev": {
-            "ids": [info.device_id],
-            "name": info.device_name,
-            "mf": ORIGIN_NAME,
-            "mdl": MODEL,
-            "sw": info.sw_version,
-        },
+        "dev": device,
         "o": origin,
         "availability_topic": topics.availability,
         "payload_available": PAYLOAD_ONLINE,
@@ -401,11 +559,17 @@ mod tests {
             "step",
             "sessions_total",
             "massage_time_total",
+            "remaining",
+            "progress",
+            "last_message",
         ] {
             assert_eq!(platform(key), "sensor");
         }
         assert_eq!(platform("running"), "binary_sensor");
         assert_eq!(platform("problem"), "binary_sensor");
+        assert_eq!(platform("guard"), "binary_sensor");
+        assert_eq!(platform("start_anyway"), "button");
+        assert_eq!(platform("picture"), "image");
         assert_eq!(platform("relaxer_date"), "text");
         assert_eq!(platform("session"), "event");
     }
@@ -418,7 +582,14 @@ mod tests {
             let payload = value["cmps"][key]["payload_press"].as_str().unwrap();
             let parsed = parse_command(payload.as_bytes(), 4096).unwrap();
             assert_eq!(parsed.command.action.map(Action::as_str), Some(key));
+            assert!(!parsed.command.force, "{key}");
         }
+        let payload = value["cmps"]["start_anyway"]["payload_press"]
+            .as_str()
+            .unwrap();
+        let parsed = parse_command(payload.as_bytes(), 4096).unwrap();
+        assert_eq!(parsed.command.action, Some(Action::Start));
+        assert!(parsed.command.force, "Start anyway overrides the guard");
         for key in ["payload_on", "payload_off"] {
             let payload = value["cmps"]["heat"][key].as_str().unwrap();
             assert!(
@@ -438,7 +609,7 @@ mod tests {
         assert_eq!(value["cmps"]["minutes"]["max"], 30);
         assert_eq!(
             value["cmps"]["state"]["options"],
-            json!(["idle", "running", "paused", "fault"])
+            json!(["Idle", "Running", "Paused", "Fault"])
         );
         assert_eq!(
             value["cmps"]["session"]["event_types"]
@@ -452,6 +623,57 @@ mod tests {
             "massaged/den-pi/event"
         );
         assert_eq!(value["availability_topic"], "massaged/den-pi/availability");
+    }
+
+    #[test]
+    fn device_info_comes_from_the_config_and_empty_fields_are_left_out() {
+        let dev = &discovery_value(&info())["dev"];
+        assert_eq!(dev["sw"], "massaged 0.0.0-test");
+        assert_eq!(dev["mdl"], MODEL);
+        assert_eq!(dev.get("mf"), None, "the software is not the manufacturer");
+        assert_eq!(dev.get("sn"), None);
+        let info = DiscoveryInfo {
+            manufacturer: "Acme Chairs".into(),
+            model: String::new(),
+            serial_number: "SN-7".into(),
+            ..info()
+        };
+        let dev = &discovery_value(&info)["dev"];
+        assert_eq!(dev["mf"], "Acme Chairs");
+        assert_eq!(dev.get("mdl"), None);
+        assert_eq!(dev["sn"], "SN-7");
+    }
+
+    #[test]
+    fn the_routine_picture_is_an_svg_image_on_its_own_topic() {
+        let picture = &discovery_value(&info())["cmps"]["picture"];
+        assert_eq!(picture["name"], "Routine");
+        assert_eq!(picture["content_type"], "image/svg+xml");
+        assert_eq!(picture["image_topic"], "massaged/den-pi/routine_image");
+    }
+
+    #[test]
+    fn state_template_maps_every_wire_state_to_its_option() {
+        let template = state_template();
+        for state in SessionState::ALL {
+            assert!(
+                template.contains(&format!("'{}': '{}'", state.as_str(), human_state(state))),
+                "{template}"
+            );
+        }
+        assert!(template.starts_with("{{ {'idle': 'Idle'"), "{template}");
+    }
+
+    #[test]
+    fn the_relaxer_date_keeps_its_entity_id_while_its_name_shows_the_format() {
+        let relaxer = &discovery_value(&info())["cmps"]["relaxer_date"];
+        assert_eq!(relaxer["name"], "Relaxer date (YYYY-MM-DD)");
+        assert_eq!(
+            relaxer["default_entity_id"],
+            "text.massage_headrest_relaxer_date"
+        );
+        assert_eq!(slug("  Den: Pi #2 "), "den_pi_2");
+        assert_eq!(slug("***"), "massaged");
     }
 
     #[test]

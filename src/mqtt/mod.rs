@@ -5,9 +5,11 @@
 
 pub mod command;
 pub mod discovery;
+pub mod last_message;
 pub mod link;
 pub mod outbox;
 pub mod render;
+pub mod routine_image;
 pub mod tls;
 pub mod topics;
 

@@ -75,6 +75,8 @@ struct StateJson<'a> {
     sessions_total: u64,
     massage_seconds_total: u64,
     fault: Option<FaultJson<'a>>,
+    last_message: Option<&'a str>,
+    massage_seconds_live: u64,
 }
 
 /// Whole seconds, rounded up: a countdown shows 1 until the time is really over.
@@ -90,7 +92,9 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// The retained `{root}/state` payload; every field is present, `null` where it does not apply.
-pub fn render_state(snapshot: &Snapshot, clock: &WallClock) -> String {
+/// `last_message` is the reason of the last refused command (see `LastMessage`).
+pub fn render_state(snapshot: &Snapshot, clock: &WallClock, last_message: Option<&str>) -> String {
+    let session_seconds = snapshot.elapsed.map_or(0, |d| d.as_secs());
     to_json(&StateJson {
         state: snapshot.state.as_str(),
         routine: &snapshot.routine,
@@ -115,6 +119,14 @@ pub fn render_state(snapshot: &Snapshot, clock: &WallClock) -> String {
         sessions_total: snapshot.counters.sessions_total,
         massage_seconds_total: snapshot.counters.massage_seconds_total,
         fault: snapshot.fault.as_ref().map(FaultJson::from),
+        last_message,
+        // The total counts a session when it ends; this adds the running one so the massage
+        // time grows during a session. The core adds the same whole seconds at the end, so
+        // the value never goes back.
+        massage_seconds_live: snapshot
+            .counters
+            .massage_seconds_total
+            .saturating_add(session_seconds),
     })
 }
 
@@ -258,7 +270,7 @@ mod tests {
         }
     }
 
-    const STATE_KEYS: [&str; 19] = [
+    const STATE_KEYS: [&str; 21] = [
         "state",
         "routine",
         "routine_name",
@@ -278,6 +290,8 @@ mod tests {
         "sessions_total",
         "massage_seconds_total",
         "fault",
+        "last_message",
+        "massage_seconds_live",
     ];
 
     fn keys_in_order(json: &str) -> Vec<String> {
@@ -305,9 +319,11 @@ mod tests {
     #[test]
     fn running_state_matches_the_contract_example() {
         let clock = clock();
-        let json = render_state(&running(&clock), &clock);
+        let json = render_state(&running(&clock), &clock, None);
         assert_eq!(keys_in_order(&json), STATE_KEYS);
         let value: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["massage_seconds_total"], 7200);
+        assert_eq!(value["massage_seconds_live"], 7242);
         assert_eq!(value["elapsed_s"], 42);
         assert_eq!(value["remaining_s"], 858);
         assert_eq!(value["ends_at"], "2026-11-25T20:15:00Z");
@@ -317,7 +333,7 @@ mod tests {
     #[test]
     fn idle_state_has_every_key_with_nulls() {
         let clock = clock();
-        let json = render_state(&idle(), &clock);
+        let json = render_state(&idle(), &clock, None);
         assert_eq!(keys_in_order(&json), STATE_KEYS);
         let value: Value = serde_json::from_str(&json).unwrap();
         for key in [
@@ -329,9 +345,11 @@ mod tests {
             "remaining_s",
             "ends_at",
             "fault",
+            "last_message",
         ] {
             assert_eq!(value[key], Value::Null, "{key}");
         }
+        assert_eq!(value["massage_seconds_live"], 0);
         assert_eq!(value["relaxer_date"], "2026-12-01");
         assert_eq!(value["guard_active"], true);
     }
@@ -345,12 +363,20 @@ mod tests {
             code: "driver_io".into(),
             message: "write failed".into(),
         });
-        let value: Value = serde_json::from_str(&render_state(&snapshot, &clock)).unwrap();
+        let value: Value = serde_json::from_str(&render_state(&snapshot, &clock, None)).unwrap();
         assert_eq!(value["state"], "fault");
         assert_eq!(
             value["fault"],
             json!({"code": "driver_io", "message": "write failed"})
         );
+    }
+
+    #[test]
+    fn last_message_is_published_as_given() {
+        let clock = clock();
+        let json = render_state(&idle(), &clock, Some("relaxer guard: \"force\" overrides"));
+        let value: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["last_message"], "relaxer guard: \"force\" overrides");
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum Action {
     RecoverDevice,
     /// Send a systemd notification.
     Notify(Notice),
+    /// Draw the routine picture for this selection (a simulated session: off the loop), then
+    /// report with [`super::Service::handle_picture`].
+    DrawPicture(crate::mqtt::routine_image::PictureKey),
     /// Local midnight passed: read the calendar and call [`super::Service::set_today`].
     CheckCalendar,
     /// Shut down: close the device, finish the pending save, disconnect from the broker.

@@ -33,8 +33,10 @@ pub use state::{Diagnostics, Problem};
 use crate::core::{Action as CommandAction, Date, Engine, Fault, Output, RejectCode, Rejection};
 use crate::core::{EventKind, SessionState, Snapshot};
 use crate::logging::escape_for_log;
+use crate::mqtt::last_message::LastMessage;
 use crate::mqtt::outbox::Delivery;
 use crate::mqtt::render::{WallClock, render_event};
+use crate::mqtt::routine_image::{self, PictureKey, PictureSchedule};
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
 use crate::store::SavedState;
 use bytes::Bytes;
@@ -72,6 +74,8 @@ pub struct ServiceConfig {
     pub watchdog: Option<Duration>,
     /// The broker's address, for logs and the systemd status line.
     pub broker: String,
+    /// Whether to publish the "Routine" picture (with Home Assistant discovery).
+    pub routine_picture: bool,
 }
 
 /// What the MQTT link reported.
@@ -171,6 +175,8 @@ pub struct Service {
     watchdog: Option<Watchdog>,
     connected: bool,
     clearing: Option<PendingClear>,
+    last_message: LastMessage,
+    picture: Option<PictureSchedule>,
     exited: bool,
     actions: VecDeque<Action>,
 }
@@ -203,6 +209,10 @@ impl Service {
             watchdog: config.watchdog.map(|interval| Watchdog::new(now, interval)),
             connected: false,
             clearing: None,
+            last_message: LastMessage::default(),
+            picture: config
+                .routine_picture
+                .then(|| PictureSchedule::new(routine_image::MIN_INTERVAL)),
             exited: false,
             actions: VecDeque::new(),
         };
@@ -229,6 +239,10 @@ impl Service {
             self.saves.due(),
             self.refusal_log.flush_due(),
             self.shed_log.flush_due(),
+            self.picture
+                .as_ref()
+                .filter(|_| self.connected)
+                .and_then(PictureSchedule::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -541,6 +555,9 @@ impl Service {
                         .as_deref(),
                     "command accepted"
                 );
+                if self.last_message.on_accepted() {
+                    self.publish_state(now);
+                }
                 if let Some(id) = &parsed.id {
                     let reply = intake::response_payload(id, Ok(()));
                     self.publish(self.topics.response.clone(), reply, false, delivery);
@@ -568,6 +585,9 @@ impl Service {
                 "command rejected"
             );
         }
+        if self.last_message.on_rejected(rejection) {
+            self.publish_state(now);
+        }
         let event = intake::rejected_payload(rejection, id);
         self.publish(self.topics.event.clone(), event, false, delivery);
         if let Some(id) = id {
@@ -594,6 +614,49 @@ impl Service {
             );
         }
         self.publish_state(now);
+        if let Some(picture) = &mut self.picture {
+            picture.republish();
+        }
+    }
+
+    /// Asks the shell to draw the routine picture when the selection changed or a republish
+    /// is due, within the picture's rate bound.
+    fn schedule_picture(&mut self, now: Instant) {
+        let Some(picture) = self.picture.as_mut() else {
+            return;
+        };
+        let settings = self.engine.settings();
+        picture.select(PictureKey {
+            routine: settings.routine.clone(),
+            minutes: settings.minutes,
+            intensity: settings.intensity,
+            heat: settings.heat,
+        });
+        if !self.connected {
+            return;
+        }
+        if let Some(key) = picture.poll_publish(now) {
+            self.actions.push_back(Action::DrawPicture(key));
+        }
+    }
+
+    /// A picture the shell drew for `key`: published, retained, unless a newer selection
+    /// superseded it meanwhile.
+    pub fn handle_picture(&mut self, key: &PictureKey, drawn: Result<String, String>) {
+        if self.picture.as_ref().and_then(PictureSchedule::published) != Some(key) {
+            return;
+        }
+        match drawn {
+            Ok(svg) => self.publish(
+                routine_image::image_topic(&self.topics),
+                svg.into_bytes(),
+                true,
+                Delivery::Latest,
+            ),
+            Err(error) => {
+                tracing::warn!(routine = %key.routine, %error, "could not draw the routine picture");
+            }
+        }
     }
 
     fn publish_state(&mut self, now: Instant) {
@@ -602,7 +665,12 @@ impl Service {
     }
 
     fn publish_snapshot(&mut self, snapshot: &Snapshot) {
-        let payload = state::render(snapshot, &self.clock, &self.diagnostics());
+        let payload = state::render(
+            snapshot,
+            &self.clock,
+            self.last_message.get(),
+            &self.diagnostics(),
+        );
         self.publish(
             self.topics.state.clone(),
             payload.into_bytes(),
@@ -627,6 +695,7 @@ impl Service {
     /// After every input: the engine's outputs become actions, and a change arms a save.
     fn settle(&mut self, now: Instant) {
         self.drain_engine();
+        self.schedule_picture(now);
         let current = self.current_saved();
         self.saves.observe(now, &current);
     }

@@ -24,8 +24,13 @@ pub struct Problem {
 
 /// The `{root}/state` payload: `render_state`'s object with the diagnostics appended as
 /// further keys (render_state keeps the contract's key order; these come last).
-pub fn render(snapshot: &Snapshot, clock: &WallClock, diagnostics: &Diagnostics) -> String {
-    let state = render_state(snapshot, clock);
+pub fn render(
+    snapshot: &Snapshot,
+    clock: &WallClock,
+    last_message: Option<&str>,
+    diagnostics: &Diagnostics,
+) -> String {
+    let state = render_state(snapshot, clock, last_message);
     let extra = serde_json::to_string(diagnostics).unwrap_or_default();
     // Both are JSON objects: join `{..a..}` and `{..b..}` into `{..a..,..b..}`.
     match (state.strip_suffix('}'), extra.strip_prefix('{')) {

@@ -6,7 +6,7 @@ through the harness's probe.py (its documented JSON command line) with a timeout
 waits for a fixed time. Prints one `ok` line per check and exits non-zero on the first
 failure, naming what was expected and what Home Assistant showed.
 
-    check.py registry  --out ENTITIES_JSON       device + the 18 contract entities
+    check.py registry  --out ENTITIES_JSON       device + the 24 contract entities
     check.py session   --routine ID --frames CSV select_option + Start, states follow; Stop
     check.py reconnect --daemon-log FILE         HA reconnects; daemon republishes; available
 Common options: --probe PATH --device-id ID --broker-port N --routines TOML.
@@ -45,6 +45,12 @@ CONTRACT = {
     "problem": ("binary_sensor", "problem", "diagnostic"),
     "relaxer_date": ("text", None, "config"),
     "session": ("event", None, None),
+    "remaining": ("sensor", "duration", None),
+    "progress": ("sensor", None, None),
+    "guard": ("binary_sensor", None, None),
+    "start_anyway": ("button", None, None),
+    "last_message": ("sensor", None, None),
+    "picture": ("image", None, None),
 }
 UNKNOWN_STATES = ("unknown", "unavailable", None)
 
@@ -111,7 +117,7 @@ def ours(entities, device_id):
 def check_registry(args, probe):
     """(1) The device and every contract entity, with the right platforms."""
     # An entity is created before HA has read the retained availability: wait for both.
-    mine = poll("all 18 entities in the entity registry, available",
+    mine = poll(f"all {len(CONTRACT)} entities in the entity registry, available",
                 lambda: ours(probe.entities(), args.device_id),
                 lambda m: set(CONTRACT) <= set(m)
                 and all(e["state"] not in (None, "unavailable") for e in m.values()),
@@ -126,8 +132,11 @@ def check_registry(args, probe):
     if len(devices) != 1:
         raise CheckFailed(f"expected one device with identifier {args.device_id}, got {devices}")
     device = devices[0]
-    if device.get("manufacturer") != "massaged" or not device.get("sw_version"):
+    # The software is the sw_version, not the manufacturer (config: [homeassistant]).
+    if device.get("manufacturer") == "massaged" or not (device.get("sw_version") or "").startswith("massaged "):
         raise CheckFailed(f"device manufacturer/sw_version: {device}")
+    if device.get("model") != "Scalp massage headrest":
+        raise CheckFailed(f"device model {device.get('model')!r}, expected the default model")
     ok(f"device '{device['name']}' ({device.get('manufacturer')}, {device.get('model')}, "
        f"sw {device.get('sw_version')}) identifiers {device.get('identifiers')}")
 
@@ -208,8 +217,10 @@ def check_session(args, probe):
     probe.call("button", "press", {"entity_id": ids["start"]})
     states = wait_states(probe, ids, {
         "running": lambda s: s == "on",
-        "state": lambda s: s == "running",
-        "step": lambda s: s == first_label,
+        "state": lambda s: s == "Running",
+        "step": lambda s: s == f"Step 1 of {len(routine['steps'])}: {first_label}",
+        "remaining": lambda s: s not in UNKNOWN_STATES and 0 < float(s) <= minutes,
+        "last_message": lambda s: s == "OK",
         "ends_at": lambda s: s not in UNKNOWN_STATES,
         "routine": lambda s: s == name,
     }, args.timeout, "running on, state running, step label, ends_at, routine")
@@ -217,7 +228,7 @@ def check_session(args, probe):
     expected_end = pressed_at + datetime.timedelta(minutes=minutes)
     if ends_at.tzinfo is None or abs((ends_at - expected_end).total_seconds()) > 15:
         raise CheckFailed(f"ends_at {states['ends_at']} is not about {expected_end.isoformat()}")
-    ok(f"button.press Start -> running on, state running, step '{first_label}', "
+    ok(f"button.press Start -> running on, state Running, step 'Step 1 of n: {first_label}', "
        f"ends_at {states['ends_at']} (start + {minutes} min), routine '{name}'")
 
     moving = poll("frames with a motor on in the sim recording",
@@ -228,11 +239,14 @@ def check_session(args, probe):
     probe.call("button", "press", {"entity_id": ids["stop"]})
     wait_states(probe, ids, {
         "running": lambda s: s == "off",
-        "state": lambda s: s == "idle",
-        "step": lambda s: s in ("unknown",),
+        "state": lambda s: s == "Idle",
+        "step": lambda s: s == "Not running",
         "ends_at": lambda s: s in ("unknown",),
-    }, args.timeout, "running off, state idle, step and ends_at unknown")
-    ok("button.press Stop -> running off, state idle, step and ends_at unknown")
+        "remaining": lambda s: s is not None and float(s) == 0,
+        "progress": lambda s: s is not None and float(s) == 0,
+    }, args.timeout, "running off, state Idle, step 'Not running', remaining 0, ends_at unknown")
+    ok("button.press Stop -> running off, state Idle, step 'Not running', remaining and progress 0, "
+       "ends_at unknown")
     last = poll("an all-zero last frame in the sim recording", lambda: frames(args.frames)[-1:],
                 lambda rows: bool(rows) and not any(rows[0]), args.timeout)
     ok(f"sim driver's last frame is all zero ({len(last[0])} channels)")
@@ -332,7 +346,7 @@ def check_reconnect(args, probe):
     if answers <= answers_before:
         raise CheckFailed("daemon log lacks a new 'home assistant online; republishing soon'")
     ok("daemon log: home assistant online; republishing soon")
-    mine = poll("all 18 entities available again",
+    mine = poll(f"all {len(CONTRACT)} entities available again",
                 lambda: ours(probe.entities(), args.device_id),
                 lambda m: set(CONTRACT) <= set(m)
                 and all(e["state"] not in ("unavailable", None) for e in m.values()),
