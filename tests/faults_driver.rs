@@ -27,6 +27,28 @@ fn wait_duties(pwm: &FakePwm, what: &str, predicate: impl Fn(&[u64]) -> bool) {
     assert!(found.is_some(), "{what}: duties {:?}", pwm.duties(CHANNELS));
 }
 
+/// The state once it is `want`: the retained one if it already is, else the next such. A
+/// state waiting in the daemon's outbox keeps its place (latest wins), so it may go out before
+/// the event or response that a test waited for first.
+async fn state_becomes(
+    client: &mut TestClient,
+    daemon: &DaemonProcess,
+    want: &str,
+) -> serde_json::Value {
+    let retained = client
+        .retained(&daemon.topic("state"), TIMEOUT)
+        .await
+        .expect("a retained state");
+    let retained: serde_json::Value = serde_json::from_slice(&retained).expect("state JSON");
+    if retained["state"] == want {
+        return retained;
+    }
+    let next = client
+        .expect(&daemon.topic("state"), |m| is_state(m, want), TIMEOUT)
+        .await;
+    json(&next)
+}
+
 /// Sends a command with an id and returns the daemon's response.
 async fn command(
     client: &mut TestClient,
@@ -89,10 +111,7 @@ async fn pwm_channel_failing_mid_session_faults_and_recovers_after_repair() {
         .await;
     let event = json(&event);
     assert_eq!(event["fault"]["code"], "driver_io", "{event}");
-    let state = client
-        .expect(&daemon.topic("state"), |m| is_state(m, "fault"), TIMEOUT)
-        .await;
-    let state = json(&state);
+    let state = state_becomes(&mut client, &daemon, "fault").await;
     assert_eq!(state["fault"]["code"], "driver_io", "{state}");
     let message = state["fault"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -119,14 +138,10 @@ async fn pwm_channel_failing_mid_session_faults_and_recovers_after_repair() {
     pwm.repair_duty_cycle(0);
     let cleared = command(&mut client, &daemon, "c2", r#""action":"clear_fault""#).await;
     assert_eq!(cleared["ok"], true, "{cleared}\n{}", daemon.log());
-    let state = client
-        .expect(&daemon.topic("state"), |m| is_state(m, "idle"), TIMEOUT)
-        .await;
-    assert!(json(&state)["fault"].is_null(), "{}", state.text());
+    let state = state_becomes(&mut client, &daemon, "idle").await;
+    assert!(state["fault"].is_null(), "{state}");
     assert_eq!(command(&mut client, &daemon, "s4", start).await["ok"], true);
-    client
-        .expect(&daemon.topic("state"), |m| is_state(m, "running"), TIMEOUT)
-        .await;
+    state_becomes(&mut client, &daemon, "running").await;
     wait_duties(&pwm, "a new session drives the repaired channel", |d| {
         d[0] > 0 && d[1] > 0
     });
