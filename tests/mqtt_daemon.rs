@@ -107,6 +107,23 @@ impl Rig {
         self.expect_json("state", predicate).await
     }
 
+    /// The latest state if it already satisfies `predicate`, else the next that does: a state
+    /// waiting in the daemon's outbox keeps its place (latest wins), so it may arrive before
+    /// the response a test waited for first.
+    async fn state_becomes(&mut self, predicate: impl Fn(&Value) -> bool) -> Value {
+        let topic = self.topic("state");
+        let latest = self
+            .seen
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == topic)
+            .and_then(|(_, text)| serde_json::from_str::<Value>(text).ok());
+        match latest {
+            Some(state) if predicate(&state) => state,
+            _ => self.expect_state(predicate).await,
+        }
+    }
+
     async fn expect_event(&mut self, event_type: &str) -> Value {
         self.expect_json("event", |v| v["event_type"] == event_type)
             .await
@@ -761,6 +778,6 @@ async fn a_driver_fault_refuses_commands_until_cleared() {
     std::fs::write(&duty, "0").expect("repair duty_cycle");
     rig.send(r#"{"action":"clear_fault","id":"f3"}"#).await;
     rig.expect_ok("f3").await;
-    let state = rig.expect_state(|s| s["state"] == "idle").await;
+    let state = rig.state_becomes(|s| s["state"] == "idle").await;
     assert_eq!(state["fault"], Value::Null, "{state}");
 }
