@@ -27,26 +27,35 @@ fn wait_duties(pwm: &FakePwm, what: &str, predicate: impl Fn(&[u64]) -> bool) {
     assert!(found.is_some(), "{what}: duties {:?}", pwm.duties(CHANNELS));
 }
 
-/// The state once it is `want`: the retained one if it already is, else the next such. A
-/// state waiting in the daemon's outbox keeps its place (latest wins), so it may go out before
-/// the event or response that a test waited for first.
-async fn state_becomes(
-    client: &mut TestClient,
-    daemon: &DaemonProcess,
-    want: &str,
-) -> serde_json::Value {
-    let retained = client
-        .retained(&daemon.topic("state"), TIMEOUT)
-        .await
-        .expect("a retained state");
-    let retained: serde_json::Value = serde_json::from_slice(&retained).expect("state JSON");
-    if retained["state"] == want {
-        return retained;
+/// A predicate on a received message.
+type Want<'a> = (String, Box<dyn Fn(&Received) -> bool + 'a>);
+
+/// One message matching each of `wants`, in any order: the daemon's outbox lets a waiting
+/// state keep its place (latest wins), so a state may go out before or after the event or
+/// response it belongs with.
+async fn expect_all(client: &mut TestClient, wants: Vec<Want<'_>>) -> Vec<Received> {
+    let mut found: Vec<Option<Received>> = wants.iter().map(|_| None).collect();
+    while found.iter().any(Option::is_none) {
+        let message = client.expect_any("#", TIMEOUT).await;
+        for (slot, (topic, predicate)) in found.iter_mut().zip(&wants) {
+            if slot.is_none() && message.topic == *topic && predicate(&message) {
+                *slot = Some(message.clone());
+                break;
+            }
+        }
     }
-    let next = client
-        .expect(&daemon.topic("state"), |m| is_state(m, want), TIMEOUT)
-        .await;
-    json(&next)
+    found.into_iter().flatten().collect()
+}
+
+fn state_is<'a>(daemon: &DaemonProcess, state: &'a str) -> Want<'a> {
+    (daemon.topic("state"), Box::new(move |m| is_state(m, state)))
+}
+
+fn response_to<'a>(daemon: &DaemonProcess, id: &'a str) -> Want<'a> {
+    (
+        daemon.topic("response"),
+        Box::new(move |m| json(m)["id"] == id),
+    )
 }
 
 /// Sends a command with an id and returns the daemon's response.
@@ -102,16 +111,13 @@ async fn pwm_channel_failing_mid_session_faults_and_recovers_after_repair() {
     assert_eq!(command(&mut client, &daemon, "s2", start).await["ok"], true);
     wait_duties(&pwm, "running again", |d| d[0] > 0 && d[1] > 0);
     pwm.break_duty_cycle(0);
-    let event = client
-        .expect(
-            &daemon.topic("event"),
-            |m| json(m)["event_type"] == "fault",
-            TIMEOUT,
-        )
-        .await;
-    let event = json(&event);
+    let fault_event: Want = (
+        daemon.topic("event"),
+        Box::new(|m| json(m)["event_type"] == "fault"),
+    );
+    let found = expect_all(&mut client, vec![fault_event, state_is(&daemon, "fault")]).await;
+    let (event, state) = (json(&found[0]), json(&found[1]));
     assert_eq!(event["fault"]["code"], "driver_io", "{event}");
-    let state = state_becomes(&mut client, &daemon, "fault").await;
     assert_eq!(state["fault"]["code"], "driver_io", "{state}");
     let message = state["fault"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -136,12 +142,29 @@ async fn pwm_channel_failing_mid_session_faults_and_recovers_after_repair() {
     assert!(String::from_utf8_lossy(&retained).contains(r#""state":"fault""#));
 
     pwm.repair_duty_cycle(0);
-    let cleared = command(&mut client, &daemon, "c2", r#""action":"clear_fault""#).await;
+    client
+        .publish(
+            &daemon.topic("set"),
+            r#"{"id":"c2","action":"clear_fault"}"#,
+            false,
+        )
+        .await;
+    let found = expect_all(
+        &mut client,
+        vec![response_to(&daemon, "c2"), state_is(&daemon, "idle")],
+    )
+    .await;
+    let (cleared, state) = (json(&found[0]), json(&found[1]));
     assert_eq!(cleared["ok"], true, "{cleared}\n{}", daemon.log());
-    let state = state_becomes(&mut client, &daemon, "idle").await;
     assert!(state["fault"].is_null(), "{state}");
-    assert_eq!(command(&mut client, &daemon, "s4", start).await["ok"], true);
-    state_becomes(&mut client, &daemon, "running").await;
+    let payload = format!(r#"{{"id":"s4",{start}}}"#);
+    client.publish(&daemon.topic("set"), payload, false).await;
+    let found = expect_all(
+        &mut client,
+        vec![response_to(&daemon, "s4"), state_is(&daemon, "running")],
+    )
+    .await;
+    assert_eq!(json(&found[0])["ok"], true);
     wait_duties(&pwm, "a new session drives the repaired channel", |d| {
         d[0] > 0 && d[1] > 0
     });

@@ -555,12 +555,13 @@ impl Service {
                         .as_deref(),
                     "command accepted"
                 );
-                if self.last_message.on_accepted() {
-                    self.publish_state(now);
-                }
                 if let Some(id) = &parsed.id {
                     let reply = intake::response_payload(id, Ok(()));
                     self.publish(self.topics.response.clone(), reply, false, delivery);
+                }
+                // After the answer, so a client sees the reply before the state it changed.
+                if self.last_message.on_accepted() {
+                    self.publish_state(now);
                 }
             }
             Err(rejection) => self.refuse(now, parsed.id.as_ref(), &rejection, delivery),
@@ -585,14 +586,14 @@ impl Service {
                 "command rejected"
             );
         }
-        if self.last_message.on_rejected(rejection) {
-            self.publish_state(now);
-        }
         let event = intake::rejected_payload(rejection, id);
         self.publish(self.topics.event.clone(), event, false, delivery);
         if let Some(id) = id {
             let reply = intake::response_payload(id, Err(rejection));
             self.publish(self.topics.response.clone(), reply, false, delivery);
+        }
+        if self.last_message.on_rejected(rejection) {
+            self.publish_state(now);
         }
     }
 
