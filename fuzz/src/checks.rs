@@ -43,7 +43,12 @@ pub fn check_rejection(rejection: &Rejection) -> Result<(), String> {
 pub fn check_command(payload: &[u8], max_bytes: usize) -> Result<Option<ParsedCommand>, String> {
     match parse_command(payload, max_bytes) {
         Ok(parsed) => {
-            if payload.len() > max_bytes {
+            let oversized_stop = parsed.command.action == Some(Action::Stop)
+                && parsed
+                    .refused
+                    .iter()
+                    .any(|r| r.code == massaged::core::RejectCode::TooLarge);
+            if payload.len() > max_bytes && !oversized_stop {
                 return Err(format!(
                     "{} bytes accepted over a {max_bytes}-byte limit",
                     payload.len()

@@ -77,19 +77,29 @@ impl CommandError {
 ///
 /// `stop` wins: a JSON object whose `action` is `stop` parses as a stop whatever else it
 /// carries (unknown fields, wrong types, values out of range, a bad id, numbers JSON cannot
-/// hold), with the refusals of the other fields in [`ParsedCommand::refused`]. Only a
-/// payload over `max_bytes`, or one that is not a complete JSON object, is refused whole.
+/// hold), even over `max_bytes`, with the refusals of the other fields in
+/// [`ParsedCommand::refused`]. Anything else over `max_bytes`, or not a complete JSON
+/// object, is refused whole.
 pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<ParsedCommand, CommandError> {
     if payload.len() > max_bytes {
         // The id is read from a bounded prefix only: that much we were willing to read anyway.
-        return Err(CommandError::new(
-            peek_id(&payload[..max_bytes]),
+        let id = peek_id(&payload[..max_bytes]);
+        let rejection = Rejection::new(
             RejectCode::TooLarge,
             format!(
                 "command is {} bytes, the limit is {max_bytes}",
                 payload.len()
             ),
-        ));
+        );
+        // Even an oversized stop stops: the scan is linear and the link bounds the packet.
+        if is_stop(payload) {
+            return Ok(ParsedCommand {
+                id,
+                command: Command::action(Action::Stop),
+                refused: vec![rejection],
+            });
+        }
+        return Err(CommandError { id, rejection });
     }
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(CommandError::new(
@@ -645,10 +655,10 @@ mod tests {
 
     #[test]
     fn too_large_is_checked_before_anything_else() {
-        let e = parse_command(b"stop", 3).unwrap_err();
+        let e = parse_command(b"pause", 4).unwrap_err();
         assert_eq!(e.rejection.code, RejectCode::TooLarge);
         assert!(
-            e.rejection.message.contains("4 bytes"),
+            e.rejection.message.contains("5 bytes"),
             "{}",
             e.rejection.message
         );
@@ -874,14 +884,26 @@ mod tests {
     }
 
     #[test]
-    fn a_too_large_stop_is_refused_with_its_id() {
+    fn a_too_large_stop_still_stops_and_is_answered_too_large_with_its_id() {
         let payload = format!(
             r#"{{"id":"t1","action":"stop","pad":"{}"}}"#,
             "x".repeat(200)
         );
+        let parsed = parse_command(payload.as_bytes(), 100).expect("a stop");
+        assert_eq!(parsed.command, Command::action(Action::Stop));
+        assert_eq!(parsed.id, Some(CommandId::Text("t1".into())));
+        assert_eq!(parsed.refused.len(), 1);
+        assert_eq!(parsed.refused[0].code, RejectCode::TooLarge);
+        let parsed = parse_command(b"stop", 3).expect("the bare word too");
+        assert_eq!(parsed.command, Command::action(Action::Stop));
+        // Anything else over the limit is refused whole, with the id from the prefix.
+        let payload = format!(
+            r#"{{"id":"t2","action":"pause","pad":"{}"}}"#,
+            "x".repeat(200)
+        );
         let e = parse_command(payload.as_bytes(), 100).unwrap_err();
         assert_eq!(e.rejection.code, RejectCode::TooLarge);
-        assert_eq!(e.id, Some(CommandId::Text("t1".into())));
+        assert_eq!(e.id, Some(CommandId::Text("t2".into())));
     }
 
     #[test]
