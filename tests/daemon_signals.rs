@@ -1,5 +1,6 @@
 //! The daemon process under signals: outputs to zero, `offline` published, clean exit.
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;

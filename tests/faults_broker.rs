@@ -2,6 +2,7 @@
 //! the broker frozen past the keep-alive (Mosquitto only), and Home Assistant restarting.
 //! Run against both brokers (`MASSAGED_TEST_BROKER=mosquitto` for Mosquitto).
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};

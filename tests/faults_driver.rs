@@ -2,6 +2,7 @@
 //! and a channel failing mid-session (fault published, other outputs zero, commands refused
 //! until the tree is repaired, then sessions run again).
 
+#[allow(dead_code)]
 mod support;
 
 use support::daemon::DaemonProcess;

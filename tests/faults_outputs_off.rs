@@ -3,6 +3,7 @@
 //! systemd runs as `ExecStopPost=` (`massaged outputs-off --config FILE`) must zero and disable
 //! every channel, also when the configuration no longer loads.
 
+#[allow(dead_code)]
 mod support;
 
 use std::path::Path;

@@ -4,6 +4,7 @@
 //! command equals `MASSAGED_DEBUG_PANIC_ON`. Release builds keep `panic = "unwind"`, checked
 //! here in Cargo.toml, so the same `Drop` runs there.
 
+#[allow(dead_code)]
 mod support;
 
 use support::daemon::DaemonProcess;

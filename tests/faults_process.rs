@@ -1,6 +1,7 @@
 //! The daemon process stopped or killed mid-session, and heat with a real process: outputs
 //! zero, availability, saved settings and counters, no session resumed after a restart.
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};

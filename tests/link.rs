@@ -1,6 +1,7 @@
 //! The MQTT link over real TCP to a real broker (embedded, or Mosquitto with
 //! `MASSAGED_TEST_BROKER=mosquitto`).
 
+#[allow(dead_code)]
 mod support;
 
 use massaged::mqtt::CommandId;

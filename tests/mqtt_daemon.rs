@@ -4,6 +4,7 @@
 //! Every test runs its own broker and daemon process (the sim driver records every frame), so
 //! the tests run in parallel and never see each other's messages.
 
+#[allow(dead_code)]
 mod support;
 
 use serde_json::Value;

@@ -14,6 +14,13 @@ pub struct DaemonProcess {
     dir: tempfile::TempDir,
     /// Device id, unique per daemon so tests sharing a broker don't see each other.
     pub device_id: String,
+    /// When the process was spawned (startup benches measure from here).
+    pub spawned_at: Instant,
+}
+
+/// A fresh device id: `{prefix}` and eight hex digits.
+pub fn new_device_id(prefix: &str) -> String {
+    format!("{prefix}{:08x}", fastrand::u32(..))
 }
 
 /// The daemon's topic root for a device id.
@@ -26,7 +33,7 @@ impl DaemonProcess {
     /// `extra_toml` is appended to the generated config (use it for more sections/keys).
     pub fn spawn(broker: &TestBroker, extra_toml: &str) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let device_id = format!("t{:08x}", fastrand::u32(..));
+        let device_id = new_device_id("t");
         DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml, &[])
     }
 
@@ -38,7 +45,7 @@ impl DaemonProcess {
         env: &[(&str, &std::ffi::OsStr)],
     ) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let device_id = format!("t{:08x}", fastrand::u32(..));
+        let device_id = new_device_id("t");
         DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml, env)
     }
 
@@ -46,7 +53,7 @@ impl DaemonProcess {
     /// lines added to the `[mqtt]` section (credentials, TLS files).
     pub fn spawn_with_url(url: &str, mqtt_keys: &str, extra_toml: &str) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let device_id = format!("t{:08x}", fastrand::u32(..));
+        let device_id = new_device_id("t");
         DaemonProcess::spawn_in(dir, device_id, url, mqtt_keys, extra_toml, &[])
     }
 
@@ -71,8 +78,7 @@ impl DaemonProcess {
         extra_toml: &str,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> DaemonProcess {
-        let config = dir.path().join("massaged.toml");
-        let text = format!(
+        let config = format!(
             "[device]\nid = \"{device_id}\"\nname = \"Test headrest\"\n\n\
              [mqtt]\nurl = \"{url}\"\nkeep_alive_s = 5\nprogress_interval_s = 1\n{mqtt_keys}\n\n\
              [store]\npath = \"{state}\"\ndebounce_ms = 50\n\n\
@@ -81,16 +87,37 @@ impl DaemonProcess {
             state = dir.path().join("state.json").display(),
             frames = dir.path().join("frames.csv").display(),
         );
-        std::fs::write(&config, text).expect("write config");
+        DaemonProcess::launch(
+            Path::new(env!("CARGO_BIN_EXE_massaged")),
+            dir,
+            device_id,
+            &config,
+            env,
+        )
+    }
+
+    /// Writes `config` to `massaged.toml` in `dir` and starts `bin run` on it, stdout and
+    /// stderr appended to `daemon.log` there. `config` should keep its state (and any frame
+    /// recording) in `dir` too.
+    pub fn launch(
+        bin: &Path,
+        dir: tempfile::TempDir,
+        device_id: String,
+        config: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> DaemonProcess {
+        let config_path = dir.path().join("massaged.toml");
+        std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path().join("daemon.log"))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_massaged"))
+        let spawned_at = Instant::now();
+        let child = Command::new(bin)
             .arg("run")
             .arg("--config")
-            .arg(&config)
+            .arg(&config_path)
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("JOURNAL_STREAM")
@@ -104,6 +131,7 @@ impl DaemonProcess {
             child: Some(child),
             dir,
             device_id,
+            spawned_at,
         }
     }
 
@@ -115,6 +143,16 @@ impl DaemonProcess {
     /// Path of the daemon's config file (for `massaged ctl` and `forget`, which read it too).
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("massaged.toml")
+    }
+
+    /// Path of the frame recording (`frames.csv`).
+    pub fn frames_path(&self) -> PathBuf {
+        self.dir.path().join("frames.csv")
+    }
+
+    /// Path of the daemon's log.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
     }
 
     /// Path of the saved state.
@@ -173,7 +211,7 @@ impl DaemonProcess {
 
     /// Every recorded frame as (t_ms, levels), in order.
     pub fn frames(&self) -> Vec<(u64, Vec<u16>)> {
-        let text = std::fs::read_to_string(self.dir.path().join("frames.csv")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.frames_path()).unwrap_or_default();
         text.lines()
             .skip(1)
             .filter_map(|line| {
@@ -211,7 +249,7 @@ impl DaemonProcess {
 
     /// The daemon's log so far (for assertion messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 }
 
