@@ -10,15 +10,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use support::daemon::DaemonProcess;
 use support::sysfs::FakePwm;
-use support::{Received, TIMEOUT, TestBroker};
+use support::{TIMEOUT, TestBroker, json};
 
 /// Slots in the default channel map: ten motors and the heater.
 const CHANNELS: u32 = 11;
-
-fn json(message: &Received) -> serde_json::Value {
-    serde_json::from_slice(&message.payload)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
-}
 
 fn read(pwm: &FakePwm, channel: u32, name: &str) -> String {
     std::fs::read_to_string(pwm.channel_dir(channel).join(name))

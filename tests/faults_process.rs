@@ -7,35 +7,13 @@ mod support;
 use std::time::{Duration, Instant};
 use support::daemon::DaemonProcess;
 use support::watch::wait_saved;
-use support::{Received, TIMEOUT, TestBroker, TestClient};
+use support::{TIMEOUT, TestBroker, TestClient, is_state, json};
 
 /// Slot of the heater in the default channel map.
 const HEAT_SLOT: usize = 10;
 
-fn json(message: &Received) -> serde_json::Value {
-    serde_json::from_slice(&message.payload)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
-}
-
-fn is_state(message: &Received, state: &str) -> bool {
-    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
-}
-
 fn any_motor_on(levels: &[u16]) -> bool {
     levels[..HEAT_SLOT].iter().any(|&l| l > 0)
-}
-
-async fn online_client(broker: &TestBroker, daemon: &DaemonProcess, name: &str) -> TestClient {
-    let mut client = TestClient::connect(broker, name).await;
-    client.subscribe(&format!("{}/#", daemon.root())).await;
-    client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
-        .await;
-    client
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +24,7 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
     const FRAME_MS: u64 = 1000 / FRAME_HZ;
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nframe_hz = 5\nramp_ms = 0\n");
-    let mut client = online_client(&broker, &daemon, "term-watch").await;
+    let mut client = daemon.online_watcher(&broker, "term-watch").await;
     client
         .publish(
             &daemon.topic("set"),
@@ -123,7 +101,7 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
 async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_settings() {
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = online_client(&broker, &daemon, "kill-watch").await;
+    let mut client = daemon.online_watcher(&broker, "kill-watch").await;
     client
         .publish(
             &daemon.topic("set"),
@@ -201,7 +179,7 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
 async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() {
     let broker = TestBroker::start();
     let daemon = DaemonProcess::spawn(&broker, "[engine]\nramp_ms = 0\n");
-    let mut client = online_client(&broker, &daemon, "heat-watch").await;
+    let mut client = daemon.online_watcher(&broker, "heat-watch").await;
     let heater = |f: &[(u64, Vec<u16>)]| f.last().map(|(_, l)| l[HEAT_SLOT]);
 
     client

@@ -32,9 +32,7 @@ impl Rig {
     }
 
     async fn attach(broker: TestBroker, daemon: DaemonProcess, name: &str) -> Rig {
-        let mut client = TestClient::connect(&broker, name).await;
-        client.subscribe(&format!("{}/#", daemon.root())).await;
-        client.subscribe(&discovery_topic(&daemon)).await;
+        let client = daemon.watcher(&broker, name).await;
         let mut rig = Rig {
             broker,
             daemon,
@@ -167,10 +165,6 @@ impl Rig {
     }
 }
 
-fn discovery_topic(daemon: &DaemonProcess) -> String {
-    format!("homeassistant/device/{}/config", daemon.device_id)
-}
-
 fn json(message: &Received) -> Option<Value> {
     serde_json::from_slice(&message.payload).ok()
 }
@@ -204,7 +198,7 @@ async fn discovery_is_retained_on_connect() {
     let rig = Rig::up("discovery", "").await;
     let mut fresh = TestClient::connect(&rig.broker, "discovery-fresh").await;
     let payload = fresh
-        .retained(&discovery_topic(&rig.daemon), TIMEOUT)
+        .retained(&rig.daemon.discovery_topic(), TIMEOUT)
         .await
         .expect("discovery is retained");
     let mut discovery: Value = serde_json::from_slice(&payload).expect("discovery is JSON");
@@ -221,7 +215,7 @@ async fn discovery_disabled_publishes_none() {
     // retained means a discovery would have been published already.
     rig.retained_state("no-discovery-state").await;
     let mut fresh = TestClient::connect(&rig.broker, "no-discovery-fresh").await;
-    let discovery = fresh.retained(&discovery_topic(&rig.daemon), TIMEOUT).await;
+    let discovery = fresh.retained(&rig.daemon.discovery_topic(), TIMEOUT).await;
     assert_eq!(discovery, None, "no discovery when disabled");
 }
 
@@ -561,7 +555,7 @@ async fn a_retained_command_is_never_executed_and_is_cleared() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_assistant_online_triggers_a_republish() {
     let mut rig = Rig::up("republish", "").await;
-    let discovery = discovery_topic(&rig.daemon);
+    let discovery = rig.daemon.discovery_topic();
     // Rig::up consumed availability, discovery and state.
     assert!(rig.seen.iter().any(|(topic, _)| *topic == discovery));
 
@@ -650,10 +644,10 @@ async fn broker_restart_mid_session_reconnects_and_keeps_the_timing() {
     // after reconnecting.
     let mut client = TestClient::connect(&rig.broker, "reconnect-after").await;
     client.subscribe(&format!("{}/#", rig.daemon.root())).await;
-    client.subscribe(&discovery_topic(&rig.daemon)).await;
+    client.subscribe(&rig.daemon.discovery_topic()).await;
     rig.client = client;
     rig.expect_text("availability", "online").await;
-    let discovery = discovery_topic(&rig.daemon);
+    let discovery = rig.daemon.discovery_topic();
     rig.expect_raw(&discovery, |_| true).await;
     let state = rig.expect_state(|s| s["state"] == "running").await;
     let mut fresh = TestClient::connect(&rig.broker, "reconnect-fresh").await;

@@ -260,6 +260,20 @@ impl Drop for DaemonProcess {
 }
 
 impl DaemonProcess {
+    /// The daemon's Home Assistant device discovery topic.
+    pub fn discovery_topic(&self) -> String {
+        format!("homeassistant/device/{}/config", self.device_id)
+    }
+
+    /// A client subscribed to everything the daemon publishes (its root and its discovery),
+    /// returned as soon as subscribed.
+    pub async fn watcher(&self, broker: &TestBroker, client_id: &str) -> super::TestClient {
+        let mut client = super::TestClient::connect(broker, client_id).await;
+        client.subscribe(&format!("{}/#", self.root())).await;
+        client.subscribe(&self.discovery_topic()).await;
+        client
+    }
+
     /// A client subscribed to everything under the daemon's root, returned once the daemon
     /// has published `online`.
     pub async fn online_watcher(&self, broker: &TestBroker, client_id: &str) -> super::TestClient {

@@ -583,6 +583,17 @@ impl Drop for TestClient {
     }
 }
 
+/// The payload as JSON; panics naming the topic when it is not.
+pub fn json(message: &Received) -> serde_json::Value {
+    serde_json::from_slice(&message.payload)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
+}
+
+/// Whether the payload is a JSON state whose `state` is `state`.
+pub fn is_state(message: &Received, state: &str) -> bool {
+    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
+}
+
 /// Whether MQTT topic `filter` (with `+` and `#`) matches `topic`.
 pub fn topic_matches(filter: &str, topic: &str) -> bool {
     let mut levels = topic.split('/');
