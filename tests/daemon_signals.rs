@@ -7,6 +7,17 @@ use std::time::Duration;
 use support::daemon::DaemonProcess;
 use support::{TIMEOUT, TestBroker};
 
+/// Waits for a recorded frame with an output on; fails with the daemon's log.
+fn assert_outputs_come_on(daemon: &DaemonProcess) {
+    assert!(
+        daemon.wait_frames(TIMEOUT, |frames| frames
+            .last()
+            .is_some_and(|(_, l)| l.iter().any(|&v| v > 0))),
+        "outputs come on: {}",
+        daemon.log()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly() {
     let broker = TestBroker::start();
@@ -26,13 +37,7 @@ async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly(
             TIMEOUT,
         )
         .await;
-    assert!(
-        daemon.wait_frames(TIMEOUT, |frames| frames
-            .last()
-            .is_some_and(|(_, l)| l.iter().any(|&v| v > 0))),
-        "outputs come on: {}",
-        daemon.log()
-    );
+    assert_outputs_come_on(&daemon);
 
     daemon.signal("TERM");
     let status = daemon
@@ -40,11 +45,7 @@ async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly(
         .expect("exits within a second");
     assert!(status.success(), "exit status {status:?}\n{}", daemon.log());
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "offline",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "offline")
         .await;
     let last = daemon.last_frame().expect("frames recorded");
     assert!(
@@ -71,22 +72,12 @@ async fn sighup_and_sigquit_stop_the_session_like_sigterm() {
                 false,
             )
             .await;
-        assert!(
-            daemon.wait_frames(TIMEOUT, |frames| frames
-                .last()
-                .is_some_and(|(_, l)| l.iter().any(|&v| v > 0))),
-            "outputs come on: {}",
-            daemon.log()
-        );
+        assert_outputs_come_on(&daemon);
         daemon.signal(name);
         let status = daemon.wait_exit(TIMEOUT).expect("exits");
         assert!(status.success(), "SIG{name}: {status:?}\n{}", daemon.log());
         client
-            .expect(
-                &daemon.topic("availability"),
-                |m| m.text() == "offline",
-                TIMEOUT,
-            )
+            .expect_text(&daemon.topic("availability"), "offline")
             .await;
         let last = daemon.last_frame().expect("frames recorded");
         assert!(

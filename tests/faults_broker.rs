@@ -69,11 +69,7 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
     let daemon = DaemonProcess::spawn(&broker, STEPS_TOML);
     let mut client = daemon.watcher(&broker, "restart-watch-1").await;
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     client
         .publish(
@@ -120,11 +116,7 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
     // The restarted broker holds no retained messages: whatever arrives was republished.
     let mut client = daemon.watcher(&broker, "restart-watch-2").await;
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     let reconnect = restarted.elapsed();
     eprintln!(
@@ -209,11 +201,7 @@ async fn broker_frozen_past_keep_alive_is_detected_and_the_daemon_comes_back_onl
     let daemon = DaemonProcess::spawn(&broker, "");
     let mut client = daemon.watcher(&broker, "freeze-watch-1").await;
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     drop(client);
 
@@ -256,11 +244,7 @@ async fn home_assistant_restart_gets_discovery_availability_and_state_republishe
     let daemon = DaemonProcess::spawn(&broker, "");
     let mut client = daemon.watcher(&broker, "ha-watch").await;
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     // Settings changed before the restart must show in the republished state.
     client

@@ -75,11 +75,7 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
             "unwinding zeroed the outputs: {last:?}"
         );
         client
-            .expect(
-                &daemon.topic("availability"),
-                |m| m.text() == "offline",
-                TIMEOUT,
-            )
+            .expect_text(&daemon.topic("availability"), "offline")
             .await;
     });
 }

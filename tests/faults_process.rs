@@ -81,11 +81,7 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
     );
 
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "offline",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "offline")
         .await;
     let saved = wait_saved(&daemon, Duration::ZERO, |_| true).expect("state.json written");
     assert_eq!(saved["sessions_total"], 1, "{saved}");
@@ -126,11 +122,7 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
 
     daemon.kill();
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "offline",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "offline")
         .await;
     let mut late = TestClient::connect(&broker, "kill-late").await;
     assert_eq!(
@@ -144,11 +136,7 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
     let daemon = DaemonProcess::respawn(daemon, &broker, "");
     // Published on connecting, in this order: availability, discovery, state.
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     let state = client
         .expect(

@@ -160,15 +160,11 @@ async fn last_will_is_published_when_the_link_dies() {
         .publish("dev/availability", "online", true)
         .await
         .unwrap();
-    watcher
-        .expect("dev/availability", |m| m.text() == "online", TIMEOUT)
-        .await;
+    watcher.expect_text("dev/availability", "online").await;
 
     // Dropping the receiver ends the task without DISCONNECT: the socket just closes.
     drop(events);
-    watcher
-        .expect("dev/availability", |m| m.text() == "offline", TIMEOUT)
-        .await;
+    watcher.expect_text("dev/availability", "offline").await;
     let mut reader = TestClient::connect(&broker, "reader").await;
     assert_eq!(
         reader
@@ -237,9 +233,7 @@ async fn reconnects_and_resubscribes_after_broker_restart() {
     // And publishing works on the new connection.
     commander.subscribe("dev/state").await;
     publisher.publish("dev/state", "idle", false).await.unwrap();
-    commander
-        .expect("dev/state", |m| m.text() == "idle", TIMEOUT)
-        .await;
+    commander.expect_text("dev/state", "idle").await;
 }
 
 #[tokio::test]
@@ -380,9 +374,7 @@ async fn retained_state_converges_to_the_latest_after_a_burst() {
     publisher
         .send("dev/state", "final", true, Delivery::Latest)
         .unwrap();
-    watcher
-        .expect("dev/state", |m| m.text() == "final", TIMEOUT)
-        .await;
+    watcher.expect_text("dev/state", "final").await;
     let mut reader = TestClient::connect(&broker, "reader").await;
     assert_eq!(
         reader.retained("dev/state", TIMEOUT).await.as_deref(),

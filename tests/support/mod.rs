@@ -529,6 +529,11 @@ impl TestClient {
         }
     }
 
+    /// Waits for the next message on `filter` whose payload is `text`, at most [`TIMEOUT`].
+    pub async fn expect_text(&mut self, filter: &str, text: &str) -> Received {
+        self.expect(filter, |m| m.text() == text, TIMEOUT).await
+    }
+
     /// Waits for the next message on `filter`, whatever its payload.
     pub async fn expect_any(&mut self, filter: &str, timeout: Duration) -> Received {
         self.expect(filter, |_| true, timeout).await
