@@ -604,17 +604,13 @@ seconds = 2
 const QUICK_STEP: Duration = Duration::from_secs(2);
 const QUICK_STEPS: u32 = 4;
 
-/// Waits until the daemon's log contains `text` (a file: nothing to be notified by).
+/// Waits until the daemon's log contains `text`; fails with the log.
 fn wait_log(daemon: &DaemonProcess, text: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !daemon.log().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "no '{text}' in the log: {}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        support::watch::wait_log(daemon, text, 1, TIMEOUT),
+        "no '{text}' in the log: {}",
+        daemon.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
