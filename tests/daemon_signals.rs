@@ -23,11 +23,10 @@ async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly(
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "");
     let mut client = daemon.online_watcher(&broker, "sigterm-test").await;
-    client
-        .publish(
-            &daemon.topic("set"),
+    daemon
+        .command(
+            &mut client,
             r#"{"action":"start","routine":"temple-circles","heat":true}"#,
-            false,
         )
         .await;
     client
@@ -65,11 +64,10 @@ async fn sighup_and_sigquit_stop_the_session_like_sigterm() {
         let broker = TestBroker::start();
         let mut daemon = DaemonProcess::spawn(&broker, "");
         let mut client = daemon.online_watcher(&broker, &format!("sig-{name}")).await;
-        client
-            .publish(
-                &daemon.topic("set"),
+        daemon
+            .command(
+                &mut client,
                 r#"{"action":"start","routine":"temple-circles"}"#,
-                false,
             )
             .await;
         assert_outputs_come_on(&daemon);

@@ -71,11 +71,10 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
     client
         .expect_text(&daemon.topic("availability"), "online")
         .await;
-    client
-        .publish(
-            &daemon.topic("set"),
+    daemon
+        .command(
+            &mut client,
             r#"{"action":"start","routine":"fault-steps","intensity":100,"minutes":5}"#,
-            false,
         )
         .await;
     let running = client
@@ -247,9 +246,7 @@ async fn home_assistant_restart_gets_discovery_availability_and_state_republishe
         .expect_text(&daemon.topic("availability"), "online")
         .await;
     // Settings changed before the restart must show in the republished state.
-    client
-        .publish(&daemon.topic("set"), r#"{"intensity":42}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"intensity":42}"#).await;
     client
         .expect(
             &daemon.topic("state"),

@@ -43,11 +43,10 @@ async fn kill_mid_session(broker: &TestBroker, pwm: &FakePwm) -> DaemonProcess {
     let mut client = daemon
         .online_watcher(broker, &format!("{}-w", daemon.device_id))
         .await;
-    client
-        .publish(
-            &daemon.topic("set"),
+    daemon
+        .command(
+            &mut client,
             r#"{"id":"s","action":"start","routine":"full-scalp","intensity":100,"heat":true}"#,
-            false,
         )
         .await;
     let reply = client

@@ -43,11 +43,10 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
         let broker = TestBroker::start();
         let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nramp_ms = 0\n");
         let mut client = daemon.online_watcher(&broker, "panic-watch").await;
-        client
-            .publish(
-                &daemon.topic("set"),
+        daemon
+            .command(
+                &mut client,
                 r#"{"action":"start","routine":"temple-circles","heat":true}"#,
-                false,
             )
             .await;
         assert!(
@@ -59,7 +58,7 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
             "motors and heater on: {}",
             daemon.log()
         );
-        client.publish(&daemon.topic("set"), TRIGGER, false).await;
+        daemon.command(&mut client, TRIGGER).await;
         let status = daemon
             .wait_exit(TIMEOUT)
             .expect("the panic ends the process");

@@ -25,11 +25,10 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nframe_hz = 5\nramp_ms = 0\n");
     let mut client = daemon.online_watcher(&broker, "term-watch").await;
-    client
-        .publish(
-            &daemon.topic("set"),
+    daemon
+        .command(
+            &mut client,
             r#"{"action":"start","routine":"temple-circles"}"#,
-            false,
         )
         .await;
     // Running for over a second, so the session adds to massage_seconds_total.
@@ -98,16 +97,10 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "");
     let mut client = daemon.online_watcher(&broker, "kill-watch").await;
-    client
-        .publish(
-            &daemon.topic("set"),
-            r#"{"routine":"neck-and-ears","intensity":37}"#,
-            false,
-        )
+    daemon
+        .command(&mut client, r#"{"routine":"neck-and-ears","intensity":37}"#)
         .await;
-    client
-        .publish(&daemon.topic("set"), r#"{"action":"start"}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"action":"start"}"#).await;
     client
         .expect(&daemon.topic("state"), |m| is_state(m, "running"), TIMEOUT)
         .await;
@@ -170,9 +163,7 @@ async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() 
     let mut client = daemon.online_watcher(&broker, "heat-watch").await;
     let heater = |f: &[(u64, Vec<u16>)]| f.last().map(|(_, l)| l[HEAT_SLOT]);
 
-    client
-        .publish(&daemon.topic("set"), r#"{"heat":true}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"heat":true}"#).await;
     let state = client
         .expect(&daemon.topic("state"), |m| json(m)["heat"] == true, TIMEOUT)
         .await;
@@ -186,17 +177,14 @@ async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() 
         !any_motor_on(&daemon.last_frame().unwrap()),
         "heat alone moves no motor"
     );
-    client
-        .publish(&daemon.topic("set"), r#"{"heat":false}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"heat":false}"#).await;
     assert!(daemon.wait_frames(TIMEOUT, |f| heater(f) == Some(0)));
 
     let started = Instant::now();
-    client
-        .publish(
-            &daemon.topic("set"),
+    daemon
+        .command(
+            &mut client,
             r#"{"action":"start","routine":"temple-circles","heat":true}"#,
-            false,
         )
         .await;
     assert!(
@@ -206,9 +194,7 @@ async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() 
         "heater and motors on in the session: {:?}",
         daemon.last_frame()
     );
-    client
-        .publish(&daemon.topic("set"), r#"{"action":"stop"}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"action":"stop"}"#).await;
     let state = client
         .expect(&daemon.topic("state"), |m| is_state(m, "idle"), TIMEOUT)
         .await;

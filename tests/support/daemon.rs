@@ -260,6 +260,11 @@ impl Drop for DaemonProcess {
 }
 
 impl DaemonProcess {
+    /// Publishes `payload` to the daemon's `set` topic through `client`, acknowledged.
+    pub async fn command(&self, client: &mut super::TestClient, payload: &str) {
+        client.publish(&self.topic("set"), payload, false).await;
+    }
+
     /// The daemon's Home Assistant device discovery topic.
     pub fn discovery_topic(&self) -> String {
         format!("homeassistant/device/{}/config", self.device_id)
