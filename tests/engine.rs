@@ -328,8 +328,9 @@ fn session_heat_goes_off_when_the_session_ends() {
     assert!(!e.snapshot(t0 + secs(61)).heat);
 }
 
-#[test]
-fn heat_is_capped_inside_a_long_session() {
+/// An engine whose heat cap is 60 s, just started on a 5-minute session with heat; its
+/// outputs drained. Returns it and the start instant.
+fn heated_five_minutes_capped_at_60s() -> (massaged::core::Engine, Instant) {
     let mut e = engine_with(EngineConfig {
         max_heat: secs(60),
         ..EngineConfig::default()
@@ -342,6 +343,12 @@ fn heat_is_capped_inside_a_long_session() {
     };
     e.handle_command(t0, &cmd).unwrap();
     drain(&mut e);
+    (e, t0)
+}
+
+#[test]
+fn heat_is_capped_inside_a_long_session() {
+    let (mut e, t0) = heated_five_minutes_capped_at_60s();
     let timeline = run_until(&mut e, t0 + secs(120));
     let heat_off = timeline
         .iter()
@@ -557,18 +564,7 @@ fn stop_with_a_bad_field_still_stops_and_applies_nothing_else() {
 
 #[test]
 fn heat_cap_is_reported_as_a_heat_off_event() {
-    let mut e = engine_with(EngineConfig {
-        max_heat: secs(60),
-        ..EngineConfig::default()
-    });
-    let t0 = Instant::now();
-    let cmd = Command {
-        heat: Some(true),
-        minutes: Some(5),
-        ..start()
-    };
-    e.handle_command(t0, &cmd).unwrap();
-    drain(&mut e);
+    let (mut e, t0) = heated_five_minutes_capped_at_60s();
     let timeline = run_until(&mut e, t0 + secs(61));
     let heat_off: Vec<_> = timeline
         .iter()

@@ -165,14 +165,16 @@ async fn last_will_is_published_when_the_link_dies() {
     // Dropping the receiver ends the task without DISCONNECT: the socket just closes.
     drop(events);
     watcher.expect_text("dev/availability", "offline").await;
-    let mut reader = TestClient::connect(&broker, "reader").await;
     assert_eq!(
-        reader
-            .retained("dev/availability", TIMEOUT)
-            .await
-            .as_deref(),
+        retained_availability(&broker).await.as_deref(),
         Some(b"offline".as_slice())
     );
+}
+
+/// The retained `dev/availability` as a fresh client sees it.
+async fn retained_availability(broker: &TestBroker) -> Option<bytes::Bytes> {
+    let mut reader = TestClient::connect(broker, "reader").await;
+    reader.retained("dev/availability", TIMEOUT).await
 }
 
 #[tokio::test]
@@ -195,12 +197,8 @@ async fn clean_disconnect_ends_the_link_and_keeps_the_will_unpublished() {
         None
     );
     // The publish queued before the disconnect reached the broker; no will replaced it.
-    let mut reader = TestClient::connect(&broker, "reader").await;
     assert_eq!(
-        reader
-            .retained("dev/availability", TIMEOUT)
-            .await
-            .as_deref(),
+        retained_availability(&broker).await.as_deref(),
         Some(b"offline-by-choice".as_slice())
     );
 }
