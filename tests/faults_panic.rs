@@ -7,7 +7,7 @@
 #[allow(dead_code)]
 mod support;
 
-use support::daemon::DaemonProcess;
+use support::daemon::{DaemonProcess, START_WITH_HEAT};
 use support::{TIMEOUT, TestBroker};
 
 const TRIGGER: &str = "deliberate-panic-for-test";
@@ -43,12 +43,7 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
         let broker = TestBroker::start();
         let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nramp_ms = 0\n");
         let mut client = daemon.online_watcher(&broker, "panic-watch").await;
-        daemon
-            .command(
-                &mut client,
-                r#"{"action":"start","routine":"temple-circles","heat":true}"#,
-            )
-            .await;
+        daemon.command(&mut client, START_WITH_HEAT).await;
         assert!(
             daemon.wait_frames(TIMEOUT, |f| f.last().is_some_and(|(_, l)| l
                 .iter()
@@ -73,8 +68,6 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
             last.iter().all(|&v| v == 0),
             "unwinding zeroed the outputs: {last:?}"
         );
-        client
-            .expect_text(&daemon.topic("availability"), "offline")
-            .await;
+        daemon.expect_offline(&mut client).await;
     });
 }

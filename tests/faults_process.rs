@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::daemon::DaemonProcess;
+use support::daemon::{DaemonProcess, START_WITH_HEAT};
 use support::watch::wait_saved;
 use support::{TIMEOUT, TestBroker, TestClient, is_state, json};
 
@@ -79,9 +79,7 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
         "zero {delay} ms after the last frame"
     );
 
-    client
-        .expect_text(&daemon.topic("availability"), "offline")
-        .await;
+    daemon.expect_offline(&mut client).await;
     let saved = wait_saved(&daemon, Duration::ZERO, |_| true).expect("state.json written");
     assert_eq!(saved["sessions_total"], 1, "{saved}");
     assert!(
@@ -114,9 +112,7 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
     assert_eq!(saved["intensity"], 37, "{saved}");
 
     daemon.kill();
-    client
-        .expect_text(&daemon.topic("availability"), "offline")
-        .await;
+    daemon.expect_offline(&mut client).await;
     let mut late = TestClient::connect(&broker, "kill-late").await;
     assert_eq!(
         late.retained(&daemon.topic("availability"), TIMEOUT)
@@ -181,12 +177,7 @@ async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() 
     assert!(daemon.wait_frames(TIMEOUT, |f| heater(f) == Some(0)));
 
     let started = Instant::now();
-    daemon
-        .command(
-            &mut client,
-            r#"{"action":"start","routine":"temple-circles","heat":true}"#,
-        )
-        .await;
+    daemon.command(&mut client, START_WITH_HEAT).await;
     assert!(
         daemon.wait_frames(TIMEOUT, |f| f
             .last()

@@ -23,6 +23,9 @@ pub fn new_device_id(prefix: &str) -> String {
     format!("{prefix}{:08x}", fastrand::u32(..))
 }
 
+/// A command starting the built-in `temple-circles` routine with the heater on.
+pub const START_WITH_HEAT: &str = r#"{"action":"start","routine":"temple-circles","heat":true}"#;
+
 /// The daemon's topic root for a device id.
 pub fn root(device_id: &str) -> String {
     format!("massaged/{device_id}")
@@ -263,6 +266,13 @@ impl DaemonProcess {
     /// Publishes `payload` to the daemon's `set` topic through `client`, acknowledged.
     pub async fn command(&self, client: &mut super::TestClient, payload: &str) {
         client.publish(&self.topic("set"), payload, false).await;
+    }
+
+    /// Waits on `client` (subscribed to the daemon's root) for `offline` on availability.
+    pub async fn expect_offline(&self, client: &mut super::TestClient) {
+        client
+            .expect_text(&self.topic("availability"), "offline")
+            .await;
     }
 
     /// The daemon's Home Assistant device discovery topic.
