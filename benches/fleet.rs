@@ -9,12 +9,18 @@
 //!
 //! `cargo bench --bench fleet [-- --daemons 100]` (needs `mosquitto` on the PATH).
 
-#[path = "support/mod.rs"]
+#[path = "../tests/support/bench.rs"]
+#[allow(dead_code)]
+mod bench;
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
+use bench::{Client, machine, median, ms, percentile, status_kb};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use support::{Broker, BrokerKind, Client, Daemon, machine, median, ms, percentile, status_kb};
+use support::daemon::DaemonProcess;
+use support::{BrokerKind, TestBroker};
 
 /// Longest wait for the whole fleet to come online or republish; only reached when broken.
 const FLEET_TIMEOUT: Duration = Duration::from_secs(120);
@@ -67,15 +73,15 @@ fn main() {
 
 async fn run(count: usize) {
     println!("fleet: {count} daemons, one mosquitto; {}", machine());
-    let broker = Broker::start(BrokerKind::Mosquitto, true);
+    let broker = TestBroker::start_with(BrokerKind::Mosquitto, true);
     let mut watcher = Client::connect(broker.addr(), "fleet-watch").await;
     watcher.subscribe("massaged/+/availability").await;
     watcher.subscribe("massaged/+/state").await;
     watcher.subscribe("homeassistant/device/+/config").await;
 
     let started = Instant::now();
-    let daemons: Vec<Daemon> = (0..count)
-        .map(|_| Daemon::spawn(&broker.url(), "", false, ""))
+    let daemons: Vec<DaemonProcess> = (0..count)
+        .map(|_| bench::spawn_daemon(&broker.url(), "", false, ""))
         .collect();
     let ids: HashMap<String, usize> = daemons
         .iter()

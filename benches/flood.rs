@@ -5,12 +5,19 @@
 //!
 //! `cargo bench --bench flood -- [--broker embedded|mosquitto] [--runs N]`
 
+#[path = "../tests/support/bench.rs"]
+#[allow(dead_code)]
+mod bench;
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
+use bench::{Client, ms, percentile};
 use rumqttc::QoS;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use support::{Broker, BrokerKind, Client, Daemon, ms, percentile};
+use support::daemon::DaemonProcess;
+use support::{BrokerKind, TestBroker};
 
 const PUBLISHERS: usize = 4;
 const COMMANDS: usize = 20_000;
@@ -30,7 +37,11 @@ fn has_id(n: usize) -> bool {
     n % 5 != 2
 }
 
-async fn one_run(broker: &Broker, daemon: &Daemon, run: usize) -> (Option<Duration>, f64) {
+async fn one_run(
+    broker: &TestBroker,
+    daemon: &DaemonProcess,
+    run: usize,
+) -> (Option<Duration>, f64) {
     let set = daemon.topic("set");
     let state = daemon.topic("state");
     let response = daemon.topic("response");
@@ -46,7 +57,7 @@ async fn one_run(broker: &Broker, daemon: &Daemon, run: usize) -> (Option<Durati
     watcher
         .expect(
             &state,
-            |p| support::json_str_is(p, "state", "running"),
+            |p| bench::json_str_is(p, "state", "running"),
             support::TIMEOUT,
         )
         .await;
@@ -101,9 +112,7 @@ async fn one_run(broker: &Broker, daemon: &Daemon, run: usize) -> (Option<Durati
     let mut answered = HashSet::new();
     let deadline = tokio::time::Instant::now() + STOP_LOST_AFTER;
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, watcher.messages.recv()).await {
-        if m.topic == state
-            && idle_at.is_none()
-            && support::json_str_is(&m.payload, "state", "idle")
+        if m.topic == state && idle_at.is_none() && bench::json_str_is(&m.payload, "state", "idle")
         {
             idle_at = Some(m.at);
         } else if m.topic == response
@@ -134,13 +143,13 @@ async fn main() {
         _ => BrokerKind::Embedded,
     };
     let runs: usize = value("--runs").and_then(|r| r.parse().ok()).unwrap_or(5);
-    let broker = Broker::start(kind, true);
-    let daemon = Daemon::spawn(&broker.url(), "", false, "");
+    let broker = TestBroker::start_with(kind, true);
+    let daemon = bench::spawn_daemon(&broker.url(), "", false, "");
     println!(
         "flood: broker {}, {runs} runs, {COMMANDS} commands from {PUBLISHERS} publishers at QoS 0",
         kind.name()
     );
-    println!("machine: {}", support::machine());
+    println!("machine: {}", bench::machine());
     let mut latencies = Vec::new();
     let mut lost = 0;
     let mut shares = Vec::new();

@@ -14,16 +14,21 @@
 //! `cargo bench --bench footprint [-- --idle-secs 60 --starts 10 --flood-rate 10000 --flood-secs 10]`
 //! The default idle window is 10 s so CI stays short; the documented figure uses 60.
 
-#[path = "support/mod.rs"]
+#[path = "../tests/support/bench.rs"]
+#[allow(dead_code)]
+mod bench;
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
+use bench::{
+    Client, cpu_ticks, json_str_is, ms, percentile, smaps_rollup_kb, status_kb, thread_schedstats,
+};
 use rumqttc::QoS;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{
-    Broker, BrokerKind, Client, Daemon, TIMEOUT, cpu_ticks, json_str_is, ms, percentile,
-    smaps_rollup_kb, status_kb, thread_schedstats,
-};
+use support::daemon::DaemonProcess;
+use support::{BrokerKind, TIMEOUT, TestBroker};
 
 struct Options {
     idle_secs: u64,
@@ -71,8 +76,8 @@ fn main() {
         .build()
         .expect("runtime");
     println!("footprint: massaged run, sim driver, embedded broker in the bench process");
-    println!("  machine: {}", support::machine());
-    let broker = Broker::start(BrokerKind::Embedded, true);
+    println!("  machine: {}", bench::machine());
+    let broker = TestBroker::start_with(BrokerKind::Embedded, true);
     runtime.block_on(async {
         builds_side_by_side(&broker, &options).await;
         startup(&broker, &options).await;
@@ -125,7 +130,7 @@ fn builds() -> Vec<(String, PathBuf)> {
 }
 
 /// Size, idle memory and spawn-to-discovery of every build in [`builds`], one table.
-async fn builds_side_by_side(broker: &Broker, options: &Options) {
+async fn builds_side_by_side(broker: &TestBroker, options: &Options) {
     let builds = builds();
     let mut client = Client::connect(broker.addr(), "bench-builds").await;
     client.subscribe("homeassistant/device/+/config").await;
@@ -144,7 +149,7 @@ async fn builds_side_by_side(broker: &Broker, options: &Options) {
         let mut discovery = Vec::new();
         let mut idle = None;
         for start in 0..options.starts.max(1) {
-            let daemon = Daemon::spawn_bin(bin, &broker.url(), "", false, "");
+            let daemon = bench::spawn_daemon_bin(bin, &broker.url(), "", false, "");
             let config = format!("homeassistant/device/{}/config", daemon.device_id);
             let availability = daemon.topic("availability");
             let (mut got_discovery, mut online) = (None, false);
@@ -192,14 +197,14 @@ fn verdict(met: bool) -> &'static str {
 }
 
 /// Time from spawning the process to `online` and to the discovery message.
-async fn startup(broker: &Broker, options: &Options) {
+async fn startup(broker: &TestBroker, options: &Options) {
     let mut client = Client::connect(broker.addr(), "bench-startup").await;
     client.subscribe("massaged/+/availability").await;
     client.subscribe("homeassistant/device/+/config").await;
     let mut online = Vec::new();
     let mut discovery = Vec::new();
     for _ in 0..options.starts {
-        let daemon = Daemon::spawn(&broker.url(), "", false, "");
+        let daemon = bench::spawn_daemon(&broker.url(), "", false, "");
         let availability = daemon.topic("availability");
         let config = format!("homeassistant/device/{}/config", daemon.device_id);
         let (mut got_online, mut got_discovery) = (None, None);
@@ -300,9 +305,9 @@ impl Window {
     }
 }
 
-async fn idle_and_running(broker: &Broker, options: &Options) {
-    let routine = support::steps_routine(ROUTINE, 10, STEP_SECONDS);
-    let daemon = Daemon::spawn(&broker.url(), "", true, &routine);
+async fn idle_and_running(broker: &TestBroker, options: &Options) {
+    let routine = bench::steps_routine(ROUTINE, 10, STEP_SECONDS);
+    let daemon = bench::spawn_daemon(&broker.url(), "", true, &routine);
     let pid = daemon.pid();
     let mut client = Client::connect(broker.addr(), "bench-running").await;
     client.subscribe(&daemon.topic("event")).await;
@@ -386,7 +391,7 @@ async fn idle_and_running(broker: &Broker, options: &Options) {
 /// session is due at `start + k * 20 ms`, so `(t - grid) mod 20` is its lateness once the
 /// grid's phase is known; the most common phase is taken as the grid (most frames are on
 /// time). Lateness of 20 ms or more would alias; figures have 1 ms resolution.
-fn frame_grid(daemon: &Daemon) {
+fn frame_grid(daemon: &DaemonProcess) {
     let text = std::fs::read_to_string(daemon.frames_path()).unwrap_or_default();
     let rows: Vec<(i64, bool)> = text
         .lines()
@@ -466,8 +471,8 @@ fn spawn_flood(
     })
 }
 
-async fn flood(broker: &Broker, options: &Options) {
-    let daemon = Daemon::spawn(&broker.url(), "", false, "");
+async fn flood(broker: &TestBroker, options: &Options) {
+    let daemon = bench::spawn_daemon(&broker.url(), "", false, "");
     let pid = daemon.pid();
     let mut client = Client::connect(broker.addr(), "bench-flood-watch").await;
     let state = daemon.topic("state");

@@ -8,14 +8,19 @@
 //!
 //! `cargo bench --bench latency [-- --commands 1000 --rounds 3 --broker embedded|mosquitto|both]`
 
-#[path = "support/mod.rs"]
+#[path = "../tests/support/bench.rs"]
+#[allow(dead_code)]
+mod bench;
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
+use bench::{Client, json_u64_is, median, ms, percentile};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::v5::mqttbytes::v5::Packet as Packet5;
 use rumqttc::v5::{AsyncClient as Client5, Event as Event5, MqttOptions as Options5};
 use std::time::{Duration, Instant};
-use support::{Broker, BrokerKind, Client, Daemon, json_u64_is, median, ms, percentile};
+use support::{BrokerKind, TestBroker};
 
 struct Options {
     commands: usize,
@@ -76,7 +81,7 @@ fn main() {
     }
     let options = options(&args);
     println!("latency: command -> state through the broker, QoS 1, TCP_NODELAY on the clients");
-    println!("  machine: {}", support::machine());
+    println!("  machine: {}", bench::machine());
     println!(
         "  {} commands per round, {} rounds, daemon and floor interleaved one for one",
         options.commands, options.rounds
@@ -126,8 +131,8 @@ struct Round {
 
 async fn measure(kind: BrokerKind, options: &Options) {
     let nodelay = kind == BrokerKind::Embedded || options.mosquitto_nodelay;
-    let broker = Broker::start(kind, nodelay);
-    let daemon = Daemon::spawn(
+    let broker = TestBroker::start_with(kind, nodelay);
+    let daemon = bench::spawn_daemon(
         &broker.url(),
         "rate_limit_per_s = 1000000\nrate_limit_burst = 1000000",
         false,

@@ -1,6 +1,7 @@
 //! The command line: `routines`, `simulate`, `check-config`, and `ctl`/`forget` against a
 //! running daemon.
 
+#[allow(dead_code)]
 mod support;
 
 use std::process::{Command, Output};

@@ -2,6 +2,7 @@
 //! `WATCHDOG=1` while four publishers flood `{root}/set` at QoS 0, and the pings keep coming
 //! within the watchdog timeout. Afterwards a `stop` is still answered.
 
+#[allow(dead_code)]
 mod support;
 
 use rumqttc::{AsyncClient, MqttOptions, QoS};

@@ -201,26 +201,42 @@ fn skip_past_the_last_step_starts_the_next_pass() {
     assert_eq!(e.snapshot(t0 + secs(12)).step_index, Some(0));
 }
 
-#[test]
-fn intensity_change_ramps_instead_of_jumping() {
+/// An engine at 10 Hz that started the `single` routine with `begin` and ran `seconds`, then
+/// took `change`; its outputs drained. Returns it and the start instant.
+fn single_at_10hz_then(
+    begin: Command,
+    seconds: u64,
+    change: Command,
+) -> (massaged::core::Engine, Instant) {
     let mut e = engine_with(EngineConfig {
         frame_hz: 10,
         ..EngineConfig::default()
     });
     let t0 = Instant::now();
-    let cmd = Command {
+    let begin = Command {
         routine: Some("single".into()),
-        intensity: Some(100),
-        ..start()
+        ..begin
     };
-    e.handle_command(t0, &cmd).unwrap();
-    run_until(&mut e, t0 + secs(10));
-    let lower = Command {
-        intensity: Some(10),
-        ..Command::default()
-    };
-    e.handle_command(t0 + secs(10), &lower).unwrap();
+    e.handle_command(t0, &begin).unwrap();
+    run_until(&mut e, t0 + secs(seconds));
+    e.handle_command(t0 + secs(seconds), &change).unwrap();
     drain(&mut e);
+    (e, t0)
+}
+
+#[test]
+fn intensity_change_ramps_instead_of_jumping() {
+    let (mut e, t0) = single_at_10hz_then(
+        Command {
+            intensity: Some(100),
+            ..start()
+        },
+        10,
+        Command {
+            intensity: Some(10),
+            ..Command::default()
+        },
+    );
     // Knead never drops below 40% of the base level, so the base level bounds the channel.
     let timeline = run_until(&mut e, t0 + secs(14));
     let neck: Vec<u16> = timeline
@@ -247,24 +263,17 @@ fn intensity_change_ramps_instead_of_jumping() {
 
 #[test]
 fn shortening_minutes_ends_with_a_soft_stop() {
-    let mut e = engine_with(EngineConfig {
-        frame_hz: 10,
-        ..EngineConfig::default()
-    });
-    let t0 = Instant::now();
-    let cmd = Command {
-        routine: Some("single".into()),
-        minutes: Some(5),
-        ..start()
-    };
-    e.handle_command(t0, &cmd).unwrap();
-    run_until(&mut e, t0 + secs(90));
-    let shorter = Command {
-        minutes: Some(1),
-        ..Command::default()
-    };
-    e.handle_command(t0 + secs(90), &shorter).unwrap();
-    drain(&mut e);
+    let (mut e, t0) = single_at_10hz_then(
+        Command {
+            minutes: Some(5),
+            ..start()
+        },
+        90,
+        Command {
+            minutes: Some(1),
+            ..Command::default()
+        },
+    );
     let timeline = run_until(&mut e, t0 + secs(100));
     let finished_at = timeline
         .iter()
@@ -319,8 +328,9 @@ fn session_heat_goes_off_when_the_session_ends() {
     assert!(!e.snapshot(t0 + secs(61)).heat);
 }
 
-#[test]
-fn heat_is_capped_inside_a_long_session() {
+/// An engine whose heat cap is 60 s, just started on a 5-minute session with heat; its
+/// outputs drained. Returns it and the start instant.
+fn heated_five_minutes_capped_at_60s() -> (massaged::core::Engine, Instant) {
     let mut e = engine_with(EngineConfig {
         max_heat: secs(60),
         ..EngineConfig::default()
@@ -333,6 +343,12 @@ fn heat_is_capped_inside_a_long_session() {
     };
     e.handle_command(t0, &cmd).unwrap();
     drain(&mut e);
+    (e, t0)
+}
+
+#[test]
+fn heat_is_capped_inside_a_long_session() {
+    let (mut e, t0) = heated_five_minutes_capped_at_60s();
     let timeline = run_until(&mut e, t0 + secs(120));
     let heat_off = timeline
         .iter()
@@ -548,18 +564,7 @@ fn stop_with_a_bad_field_still_stops_and_applies_nothing_else() {
 
 #[test]
 fn heat_cap_is_reported_as_a_heat_off_event() {
-    let mut e = engine_with(EngineConfig {
-        max_heat: secs(60),
-        ..EngineConfig::default()
-    });
-    let t0 = Instant::now();
-    let cmd = Command {
-        heat: Some(true),
-        minutes: Some(5),
-        ..start()
-    };
-    e.handle_command(t0, &cmd).unwrap();
-    drain(&mut e);
+    let (mut e, t0) = heated_five_minutes_capped_at_60s();
     let timeline = run_until(&mut e, t0 + secs(61));
     let heat_off: Vec<_> = timeline
         .iter()

@@ -2,12 +2,13 @@
 //! the broker frozen past the keep-alive (Mosquitto only), and Home Assistant restarting.
 //! Run against both brokers (`MASSAGED_TEST_BROKER=mosquitto` for Mosquitto).
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};
 use support::daemon::DaemonProcess;
 use support::watch::wait_log;
-use support::{Received, TIMEOUT, TestBroker, TestClient};
+use support::{Received, TIMEOUT, TestBroker, TestClient, is_state, json};
 
 /// Reconnecting after the broker comes back must take less than this (issue 4).
 const RECONNECT_BUDGET: Duration = Duration::from_secs(2);
@@ -42,27 +43,6 @@ intensity = 100
 tempo = 60
 "#;
 
-fn json(message: &Received) -> serde_json::Value {
-    serde_json::from_slice(&message.payload)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
-}
-
-fn is_state(message: &Received, state: &str) -> bool {
-    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
-}
-
-fn discovery_topic(daemon: &DaemonProcess) -> String {
-    format!("homeassistant/device/{}/config", daemon.device_id)
-}
-
-/// Connects a client subscribed to everything the daemon publishes.
-async fn watcher(broker: &TestBroker, daemon: &DaemonProcess, name: &str) -> TestClient {
-    let mut client = TestClient::connect(broker, name).await;
-    client.subscribe(&format!("{}/#", daemon.root())).await;
-    client.subscribe(&discovery_topic(daemon)).await;
-    client
-}
-
 /// Which step a recorded frame shows: 0 temples, 1 neck, `None` when all motors are off.
 fn zone_of(levels: &[u16]) -> Option<usize> {
     let temples = levels[0] > 0 || levels[1] > 0;
@@ -87,19 +67,14 @@ fn session_start_ms(frames: &[(u64, Vec<u16>)]) -> Option<u64> {
 async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_step_schedule() {
     let mut broker = TestBroker::start();
     let daemon = DaemonProcess::spawn(&broker, STEPS_TOML);
-    let mut client = watcher(&broker, &daemon, "restart-watch-1").await;
+    let mut client = daemon.watcher(&broker, "restart-watch-1").await;
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
-    client
-        .publish(
-            &daemon.topic("set"),
+    daemon
+        .command(
+            &mut client,
             r#"{"action":"start","routine":"fault-steps","intensity":100,"minutes":5}"#,
-            false,
         )
         .await;
     let running = client
@@ -138,13 +113,9 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
     broker.restart();
     let restarted = Instant::now();
     // The restarted broker holds no retained messages: whatever arrives was republished.
-    let mut client = watcher(&broker, &daemon, "restart-watch-2").await;
+    let mut client = daemon.watcher(&broker, "restart-watch-2").await;
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     let reconnect = restarted.elapsed();
     eprintln!(
@@ -157,7 +128,7 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
         daemon.log()
     );
     let discovery = client
-        .retained(&discovery_topic(&daemon), TIMEOUT)
+        .retained(&daemon.discovery_topic(), TIMEOUT)
         .await
         .expect("discovery republished");
     assert!(
@@ -227,13 +198,9 @@ async fn broker_frozen_past_keep_alive_is_detected_and_the_daemon_comes_back_onl
         return;
     }
     let daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = watcher(&broker, &daemon, "freeze-watch-1").await;
+    let mut client = daemon.watcher(&broker, "freeze-watch-1").await;
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     drop(client);
 
@@ -274,18 +241,12 @@ async fn broker_frozen_past_keep_alive_is_detected_and_the_daemon_comes_back_onl
 async fn home_assistant_restart_gets_discovery_availability_and_state_republished() {
     let broker = TestBroker::start();
     let daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = watcher(&broker, &daemon, "ha-watch").await;
+    let mut client = daemon.watcher(&broker, "ha-watch").await;
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     // Settings changed before the restart must show in the republished state.
-    client
-        .publish(&daemon.topic("set"), r#"{"intensity":42}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"intensity":42}"#).await;
     client
         .expect(
             &daemon.topic("state"),
@@ -307,7 +268,7 @@ async fn home_assistant_restart_gets_discovery_availability_and_state_republishe
         )
         .await;
     let discovery = client
-        .expect(&discovery_topic(&daemon), live, TIMEOUT)
+        .expect(&daemon.discovery_topic(), live, TIMEOUT)
         .await;
     let discovery = json(&discovery);
     assert!(discovery["cmps"].is_object(), "{discovery}");

@@ -2,25 +2,17 @@
 //! and a channel failing mid-session (fault published, other outputs zero, commands refused
 //! until the tree is repaired, then sessions run again).
 
+#[allow(dead_code)]
 mod support;
 
 use support::daemon::DaemonProcess;
 use support::sysfs::FakePwm;
-use support::{Received, TIMEOUT, TestBroker, TestClient};
+use support::{TIMEOUT, TestBroker, TestClient, is_state, json};
 
 /// Slots in the default channel map: ten motors and the heater.
 const CHANNELS: u32 = 11;
 /// `frequency_hz = 1000`: a period of 1 ms.
 const PERIOD_NS: u64 = 1_000_000;
-
-fn json(message: &Received) -> serde_json::Value {
-    serde_json::from_slice(&message.payload)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
-}
-
-fn is_state(message: &Received, state: &str) -> bool {
-    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
-}
 
 fn wait_duties(pwm: &FakePwm, what: &str, predicate: impl Fn(&[u64]) -> bool) {
     let found = support::watch::poll(TIMEOUT, || predicate(&pwm.duties(CHANNELS)).then_some(()));

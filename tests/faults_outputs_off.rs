@@ -3,21 +3,17 @@
 //! systemd runs as `ExecStopPost=` (`massaged outputs-off --config FILE`) must zero and disable
 //! every channel, also when the configuration no longer loads.
 
+#[allow(dead_code)]
 mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 use support::daemon::DaemonProcess;
 use support::sysfs::FakePwm;
-use support::{Received, TIMEOUT, TestBroker};
+use support::{TIMEOUT, TestBroker, json};
 
 /// Slots in the default channel map: ten motors and the heater.
 const CHANNELS: u32 = 11;
-
-fn json(message: &Received) -> serde_json::Value {
-    serde_json::from_slice(&message.payload)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
-}
 
 fn read(pwm: &FakePwm, channel: u32, name: &str) -> String {
     std::fs::read_to_string(pwm.channel_dir(channel).join(name))
@@ -47,11 +43,10 @@ async fn kill_mid_session(broker: &TestBroker, pwm: &FakePwm) -> DaemonProcess {
     let mut client = daemon
         .online_watcher(broker, &format!("{}-w", daemon.device_id))
         .await;
-    client
-        .publish(
-            &daemon.topic("set"),
+    daemon
+        .command(
+            &mut client,
             r#"{"id":"s","action":"start","routine":"full-scalp","intensity":100,"heat":true}"#,
-            false,
         )
         .await;
     let reply = client

@@ -4,9 +4,10 @@
 //! command equals `MASSAGED_DEBUG_PANIC_ON`. Release builds keep `panic = "unwind"`, checked
 //! here in Cargo.toml, so the same `Drop` runs there.
 
+#[allow(dead_code)]
 mod support;
 
-use support::daemon::DaemonProcess;
+use support::daemon::{DaemonProcess, START_WITH_HEAT};
 use support::{TIMEOUT, TestBroker};
 
 const TRIGGER: &str = "deliberate-panic-for-test";
@@ -42,13 +43,7 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
         let broker = TestBroker::start();
         let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nramp_ms = 0\n");
         let mut client = daemon.online_watcher(&broker, "panic-watch").await;
-        client
-            .publish(
-                &daemon.topic("set"),
-                r#"{"action":"start","routine":"temple-circles","heat":true}"#,
-                false,
-            )
-            .await;
+        daemon.command(&mut client, START_WITH_HEAT).await;
         assert!(
             daemon.wait_frames(TIMEOUT, |f| f.last().is_some_and(|(_, l)| l
                 .iter()
@@ -58,7 +53,7 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
             "motors and heater on: {}",
             daemon.log()
         );
-        client.publish(&daemon.topic("set"), TRIGGER, false).await;
+        daemon.command(&mut client, TRIGGER).await;
         let status = daemon
             .wait_exit(TIMEOUT)
             .expect("the panic ends the process");
@@ -73,12 +68,6 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
             last.iter().all(|&v| v == 0),
             "unwinding zeroed the outputs: {last:?}"
         );
-        client
-            .expect(
-                &daemon.topic("availability"),
-                |m| m.text() == "offline",
-                TIMEOUT,
-            )
-            .await;
+        daemon.expect_offline(&mut client).await;
     });
 }

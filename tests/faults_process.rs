@@ -1,40 +1,19 @@
 //! The daemon process stopped or killed mid-session, and heat with a real process: outputs
 //! zero, availability, saved settings and counters, no session resumed after a restart.
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};
-use support::daemon::DaemonProcess;
+use support::daemon::{DaemonProcess, START_WITH_HEAT};
 use support::watch::wait_saved;
-use support::{Received, TIMEOUT, TestBroker, TestClient};
+use support::{TIMEOUT, TestBroker, TestClient, is_state, json};
 
 /// Slot of the heater in the default channel map.
 const HEAT_SLOT: usize = 10;
 
-fn json(message: &Received) -> serde_json::Value {
-    serde_json::from_slice(&message.payload)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
-}
-
-fn is_state(message: &Received, state: &str) -> bool {
-    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
-}
-
 fn any_motor_on(levels: &[u16]) -> bool {
     levels[..HEAT_SLOT].iter().any(|&l| l > 0)
-}
-
-async fn online_client(broker: &TestBroker, daemon: &DaemonProcess, name: &str) -> TestClient {
-    let mut client = TestClient::connect(broker, name).await;
-    client.subscribe(&format!("{}/#", daemon.root())).await;
-    client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
-        .await;
-    client
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,12 +24,11 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
     const FRAME_MS: u64 = 1000 / FRAME_HZ;
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nframe_hz = 5\nramp_ms = 0\n");
-    let mut client = online_client(&broker, &daemon, "term-watch").await;
-    client
-        .publish(
-            &daemon.topic("set"),
+    let mut client = daemon.online_watcher(&broker, "term-watch").await;
+    daemon
+        .command(
+            &mut client,
             r#"{"action":"start","routine":"temple-circles"}"#,
-            false,
         )
         .await;
     // Running for over a second, so the session adds to massage_seconds_total.
@@ -101,13 +79,7 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
         "zero {delay} ms after the last frame"
     );
 
-    client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "offline",
-            TIMEOUT,
-        )
-        .await;
+    daemon.expect_offline(&mut client).await;
     let saved = wait_saved(&daemon, Duration::ZERO, |_| true).expect("state.json written");
     assert_eq!(saved["sessions_total"], 1, "{saved}");
     assert!(
@@ -122,17 +94,11 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
 async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_settings() {
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = online_client(&broker, &daemon, "kill-watch").await;
-    client
-        .publish(
-            &daemon.topic("set"),
-            r#"{"routine":"neck-and-ears","intensity":37}"#,
-            false,
-        )
+    let mut client = daemon.online_watcher(&broker, "kill-watch").await;
+    daemon
+        .command(&mut client, r#"{"routine":"neck-and-ears","intensity":37}"#)
         .await;
-    client
-        .publish(&daemon.topic("set"), r#"{"action":"start"}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"action":"start"}"#).await;
     client
         .expect(&daemon.topic("state"), |m| is_state(m, "running"), TIMEOUT)
         .await;
@@ -146,13 +112,7 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
     assert_eq!(saved["intensity"], 37, "{saved}");
 
     daemon.kill();
-    client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "offline",
-            TIMEOUT,
-        )
-        .await;
+    daemon.expect_offline(&mut client).await;
     let mut late = TestClient::connect(&broker, "kill-late").await;
     assert_eq!(
         late.retained(&daemon.topic("availability"), TIMEOUT)
@@ -165,11 +125,7 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
     let daemon = DaemonProcess::respawn(daemon, &broker, "");
     // Published on connecting, in this order: availability, discovery, state.
     client
-        .expect(
-            &daemon.topic("availability"),
-            |m| m.text() == "online",
-            TIMEOUT,
-        )
+        .expect_text(&daemon.topic("availability"), "online")
         .await;
     let state = client
         .expect(
@@ -200,12 +156,10 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
 async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() {
     let broker = TestBroker::start();
     let daemon = DaemonProcess::spawn(&broker, "[engine]\nramp_ms = 0\n");
-    let mut client = online_client(&broker, &daemon, "heat-watch").await;
+    let mut client = daemon.online_watcher(&broker, "heat-watch").await;
     let heater = |f: &[(u64, Vec<u16>)]| f.last().map(|(_, l)| l[HEAT_SLOT]);
 
-    client
-        .publish(&daemon.topic("set"), r#"{"heat":true}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"heat":true}"#).await;
     let state = client
         .expect(&daemon.topic("state"), |m| json(m)["heat"] == true, TIMEOUT)
         .await;
@@ -219,19 +173,11 @@ async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() 
         !any_motor_on(&daemon.last_frame().unwrap()),
         "heat alone moves no motor"
     );
-    client
-        .publish(&daemon.topic("set"), r#"{"heat":false}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"heat":false}"#).await;
     assert!(daemon.wait_frames(TIMEOUT, |f| heater(f) == Some(0)));
 
     let started = Instant::now();
-    client
-        .publish(
-            &daemon.topic("set"),
-            r#"{"action":"start","routine":"temple-circles","heat":true}"#,
-            false,
-        )
-        .await;
+    daemon.command(&mut client, START_WITH_HEAT).await;
     assert!(
         daemon.wait_frames(TIMEOUT, |f| f
             .last()
@@ -239,9 +185,7 @@ async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() 
         "heater and motors on in the session: {:?}",
         daemon.last_frame()
     );
-    client
-        .publish(&daemon.topic("set"), r#"{"action":"stop"}"#, false)
-        .await;
+    daemon.command(&mut client, r#"{"action":"stop"}"#).await;
     let state = client
         .expect(&daemon.topic("state"), |m| is_state(m, "idle"), TIMEOUT)
         .await;

@@ -1,6 +1,7 @@
 //! The MQTT link over real TCP to a real broker (embedded, or Mosquitto with
 //! `MASSAGED_TEST_BROKER=mosquitto`).
 
+#[allow(dead_code)]
 mod support;
 
 use massaged::mqtt::CommandId;
@@ -159,23 +160,21 @@ async fn last_will_is_published_when_the_link_dies() {
         .publish("dev/availability", "online", true)
         .await
         .unwrap();
-    watcher
-        .expect("dev/availability", |m| m.text() == "online", TIMEOUT)
-        .await;
+    watcher.expect_text("dev/availability", "online").await;
 
     // Dropping the receiver ends the task without DISCONNECT: the socket just closes.
     drop(events);
-    watcher
-        .expect("dev/availability", |m| m.text() == "offline", TIMEOUT)
-        .await;
-    let mut reader = TestClient::connect(&broker, "reader").await;
+    watcher.expect_text("dev/availability", "offline").await;
     assert_eq!(
-        reader
-            .retained("dev/availability", TIMEOUT)
-            .await
-            .as_deref(),
+        retained_availability(&broker).await.as_deref(),
         Some(b"offline".as_slice())
     );
+}
+
+/// The retained `dev/availability` as a fresh client sees it.
+async fn retained_availability(broker: &TestBroker) -> Option<bytes::Bytes> {
+    let mut reader = TestClient::connect(broker, "reader").await;
+    reader.retained("dev/availability", TIMEOUT).await
 }
 
 #[tokio::test]
@@ -198,12 +197,8 @@ async fn clean_disconnect_ends_the_link_and_keeps_the_will_unpublished() {
         None
     );
     // The publish queued before the disconnect reached the broker; no will replaced it.
-    let mut reader = TestClient::connect(&broker, "reader").await;
     assert_eq!(
-        reader
-            .retained("dev/availability", TIMEOUT)
-            .await
-            .as_deref(),
+        retained_availability(&broker).await.as_deref(),
         Some(b"offline-by-choice".as_slice())
     );
 }
@@ -236,9 +231,7 @@ async fn reconnects_and_resubscribes_after_broker_restart() {
     // And publishing works on the new connection.
     commander.subscribe("dev/state").await;
     publisher.publish("dev/state", "idle", false).await.unwrap();
-    commander
-        .expect("dev/state", |m| m.text() == "idle", TIMEOUT)
-        .await;
+    commander.expect_text("dev/state", "idle").await;
 }
 
 #[tokio::test]
@@ -379,9 +372,7 @@ async fn retained_state_converges_to_the_latest_after_a_burst() {
     publisher
         .send("dev/state", "final", true, Delivery::Latest)
         .unwrap();
-    watcher
-        .expect("dev/state", |m| m.text() == "final", TIMEOUT)
-        .await;
+    watcher.expect_text("dev/state", "final").await;
     let mut reader = TestClient::connect(&broker, "reader").await;
     assert_eq!(
         reader.retained("dev/state", TIMEOUT).await.as_deref(),

@@ -4,6 +4,7 @@
 //! Every test runs its own broker and daemon process (the sim driver records every frame), so
 //! the tests run in parallel and never see each other's messages.
 
+#[allow(dead_code)]
 mod support;
 
 use serde_json::Value;
@@ -31,9 +32,7 @@ impl Rig {
     }
 
     async fn attach(broker: TestBroker, daemon: DaemonProcess, name: &str) -> Rig {
-        let mut client = TestClient::connect(&broker, name).await;
-        client.subscribe(&format!("{}/#", daemon.root())).await;
-        client.subscribe(&discovery_topic(&daemon)).await;
+        let client = daemon.watcher(&broker, name).await;
         let mut rig = Rig {
             broker,
             daemon,
@@ -166,10 +165,6 @@ impl Rig {
     }
 }
 
-fn discovery_topic(daemon: &DaemonProcess) -> String {
-    format!("homeassistant/device/{}/config", daemon.device_id)
-}
-
 fn json(message: &Received) -> Option<Value> {
     serde_json::from_slice(&message.payload).ok()
 }
@@ -203,7 +198,7 @@ async fn discovery_is_retained_on_connect() {
     let rig = Rig::up("discovery", "").await;
     let mut fresh = TestClient::connect(&rig.broker, "discovery-fresh").await;
     let payload = fresh
-        .retained(&discovery_topic(&rig.daemon), TIMEOUT)
+        .retained(&rig.daemon.discovery_topic(), TIMEOUT)
         .await
         .expect("discovery is retained");
     let mut discovery: Value = serde_json::from_slice(&payload).expect("discovery is JSON");
@@ -220,7 +215,7 @@ async fn discovery_disabled_publishes_none() {
     // retained means a discovery would have been published already.
     rig.retained_state("no-discovery-state").await;
     let mut fresh = TestClient::connect(&rig.broker, "no-discovery-fresh").await;
-    let discovery = fresh.retained(&discovery_topic(&rig.daemon), TIMEOUT).await;
+    let discovery = fresh.retained(&rig.daemon.discovery_topic(), TIMEOUT).await;
     assert_eq!(discovery, None, "no discovery when disabled");
 }
 
@@ -560,7 +555,7 @@ async fn a_retained_command_is_never_executed_and_is_cleared() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_assistant_online_triggers_a_republish() {
     let mut rig = Rig::up("republish", "").await;
-    let discovery = discovery_topic(&rig.daemon);
+    let discovery = rig.daemon.discovery_topic();
     // Rig::up consumed availability, discovery and state.
     assert!(rig.seen.iter().any(|(topic, _)| *topic == discovery));
 
@@ -609,17 +604,13 @@ seconds = 2
 const QUICK_STEP: Duration = Duration::from_secs(2);
 const QUICK_STEPS: u32 = 4;
 
-/// Waits until the daemon's log contains `text` (a file: nothing to be notified by).
+/// Waits until the daemon's log contains `text`; fails with the log.
 fn wait_log(daemon: &DaemonProcess, text: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !daemon.log().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "no '{text}' in the log: {}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        support::watch::wait_log(daemon, text, 1, TIMEOUT),
+        "no '{text}' in the log: {}",
+        daemon.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,10 +640,10 @@ async fn broker_restart_mid_session_reconnects_and_keeps_the_timing() {
     // after reconnecting.
     let mut client = TestClient::connect(&rig.broker, "reconnect-after").await;
     client.subscribe(&format!("{}/#", rig.daemon.root())).await;
-    client.subscribe(&discovery_topic(&rig.daemon)).await;
+    client.subscribe(&rig.daemon.discovery_topic()).await;
     rig.client = client;
     rig.expect_text("availability", "online").await;
-    let discovery = discovery_topic(&rig.daemon);
+    let discovery = rig.daemon.discovery_topic();
     rig.expect_raw(&discovery, |_| true).await;
     let state = rig.expect_state(|s| s["state"] == "running").await;
     let mut fresh = TestClient::connect(&rig.broker, "reconnect-fresh").await;

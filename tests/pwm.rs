@@ -2,6 +2,7 @@
 //! emulating the kernel's `export`/`unexport`. Writes are observed through the driver's
 //! trace events (file and value) and through the files themselves.
 
+#[allow(dead_code)]
 mod support;
 
 use massaged::config::{DriverKind, DriverSection, PwmSection};

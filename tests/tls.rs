@@ -4,6 +4,7 @@
 //! `MASSAGED_TEST_BROKER=mosquitto` or `MASSAGED_TEST_TLS=1` (`.ci/tls` sets both up) and
 //! prints a notice otherwise.
 
+#[allow(dead_code)]
 mod support;
 
 use massaged::mqtt::link::{Link, LinkEvent, LinkOptions};

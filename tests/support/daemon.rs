@@ -14,7 +14,17 @@ pub struct DaemonProcess {
     dir: tempfile::TempDir,
     /// Device id, unique per daemon so tests sharing a broker don't see each other.
     pub device_id: String,
+    /// When the process was spawned (startup benches measure from here).
+    pub spawned_at: Instant,
 }
+
+/// A fresh device id: `{prefix}` and eight hex digits.
+pub fn new_device_id(prefix: &str) -> String {
+    format!("{prefix}{:08x}", fastrand::u32(..))
+}
+
+/// A command starting the built-in `temple-circles` routine with the heater on.
+pub const START_WITH_HEAT: &str = r#"{"action":"start","routine":"temple-circles","heat":true}"#;
 
 /// The daemon's topic root for a device id.
 pub fn root(device_id: &str) -> String {
@@ -26,7 +36,7 @@ impl DaemonProcess {
     /// `extra_toml` is appended to the generated config (use it for more sections/keys).
     pub fn spawn(broker: &TestBroker, extra_toml: &str) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let device_id = format!("t{:08x}", fastrand::u32(..));
+        let device_id = new_device_id("t");
         DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml, &[])
     }
 
@@ -38,7 +48,7 @@ impl DaemonProcess {
         env: &[(&str, &std::ffi::OsStr)],
     ) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let device_id = format!("t{:08x}", fastrand::u32(..));
+        let device_id = new_device_id("t");
         DaemonProcess::spawn_in(dir, device_id, &broker.url(), "", extra_toml, env)
     }
 
@@ -46,7 +56,7 @@ impl DaemonProcess {
     /// lines added to the `[mqtt]` section (credentials, TLS files).
     pub fn spawn_with_url(url: &str, mqtt_keys: &str, extra_toml: &str) -> DaemonProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let device_id = format!("t{:08x}", fastrand::u32(..));
+        let device_id = new_device_id("t");
         DaemonProcess::spawn_in(dir, device_id, url, mqtt_keys, extra_toml, &[])
     }
 
@@ -71,8 +81,7 @@ impl DaemonProcess {
         extra_toml: &str,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> DaemonProcess {
-        let config = dir.path().join("massaged.toml");
-        let text = format!(
+        let config = format!(
             "[device]\nid = \"{device_id}\"\nname = \"Test headrest\"\n\n\
              [mqtt]\nurl = \"{url}\"\nkeep_alive_s = 5\nprogress_interval_s = 1\n{mqtt_keys}\n\n\
              [store]\npath = \"{state}\"\ndebounce_ms = 50\n\n\
@@ -81,16 +90,37 @@ impl DaemonProcess {
             state = dir.path().join("state.json").display(),
             frames = dir.path().join("frames.csv").display(),
         );
-        std::fs::write(&config, text).expect("write config");
+        DaemonProcess::launch(
+            Path::new(env!("CARGO_BIN_EXE_massaged")),
+            dir,
+            device_id,
+            &config,
+            env,
+        )
+    }
+
+    /// Writes `config` to `massaged.toml` in `dir` and starts `bin run` on it, stdout and
+    /// stderr appended to `daemon.log` there. `config` should keep its state (and any frame
+    /// recording) in `dir` too.
+    pub fn launch(
+        bin: &Path,
+        dir: tempfile::TempDir,
+        device_id: String,
+        config: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> DaemonProcess {
+        let config_path = dir.path().join("massaged.toml");
+        std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path().join("daemon.log"))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_massaged"))
+        let spawned_at = Instant::now();
+        let child = Command::new(bin)
             .arg("run")
             .arg("--config")
-            .arg(&config)
+            .arg(&config_path)
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("JOURNAL_STREAM")
@@ -104,6 +134,7 @@ impl DaemonProcess {
             child: Some(child),
             dir,
             device_id,
+            spawned_at,
         }
     }
 
@@ -115,6 +146,16 @@ impl DaemonProcess {
     /// Path of the daemon's config file (for `massaged ctl` and `forget`, which read it too).
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("massaged.toml")
+    }
+
+    /// Path of the frame recording (`frames.csv`).
+    pub fn frames_path(&self) -> PathBuf {
+        self.dir.path().join("frames.csv")
+    }
+
+    /// Path of the daemon's log.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
     }
 
     /// Path of the saved state.
@@ -173,7 +214,7 @@ impl DaemonProcess {
 
     /// Every recorded frame as (t_ms, levels), in order.
     pub fn frames(&self) -> Vec<(u64, Vec<u16>)> {
-        let text = std::fs::read_to_string(self.dir.path().join("frames.csv")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.frames_path()).unwrap_or_default();
         text.lines()
             .skip(1)
             .filter_map(|line| {
@@ -211,7 +252,7 @@ impl DaemonProcess {
 
     /// The daemon's log so far (for assertion messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 }
 
@@ -222,6 +263,32 @@ impl Drop for DaemonProcess {
 }
 
 impl DaemonProcess {
+    /// Publishes `payload` to the daemon's `set` topic through `client`, acknowledged.
+    pub async fn command(&self, client: &mut super::TestClient, payload: &str) {
+        client.publish(&self.topic("set"), payload, false).await;
+    }
+
+    /// Waits on `client` (subscribed to the daemon's root) for `offline` on availability.
+    pub async fn expect_offline(&self, client: &mut super::TestClient) {
+        client
+            .expect_text(&self.topic("availability"), "offline")
+            .await;
+    }
+
+    /// The daemon's Home Assistant device discovery topic.
+    pub fn discovery_topic(&self) -> String {
+        format!("homeassistant/device/{}/config", self.device_id)
+    }
+
+    /// A client subscribed to everything the daemon publishes (its root and its discovery),
+    /// returned as soon as subscribed.
+    pub async fn watcher(&self, broker: &TestBroker, client_id: &str) -> super::TestClient {
+        let mut client = super::TestClient::connect(broker, client_id).await;
+        client.subscribe(&format!("{}/#", self.root())).await;
+        client.subscribe(&self.discovery_topic()).await;
+        client
+    }
+
     /// A client subscribed to everything under the daemon's root, returned once the daemon
     /// has published `online`.
     pub async fn online_watcher(&self, broker: &TestBroker, client_id: &str) -> super::TestClient {

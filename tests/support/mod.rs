@@ -1,6 +1,8 @@
 //! Shared test helpers: a real MQTT broker on a free loopback port and a small MQTT client.
 //!
-//! Use from an integration test with `mod support;`. Not every test file uses every helper.
+//! Use from an integration test with `#[allow(dead_code)] mod support;` (not every test file
+//! uses every helper); the benches include this same module by path, with their measuring
+//! pieces in `bench.rs` next to it.
 //!
 //! * [`TestBroker::start`] runs the in-process embedded broker, or a real Mosquitto process when
 //!   the environment has `MASSAGED_TEST_BROKER=mosquitto`. Both can be killed and restarted on
@@ -8,8 +10,6 @@
 //! * [`TestClient`] connects with rumqttc, subscribes, publishes at QoS 1 and waits for the
 //!   broker's acknowledgement, and waits for matching messages with a timeout
 //!   ([`TestClient::expect`]), never by sleeping.
-#![allow(dead_code)]
-
 pub mod daemon;
 pub mod sysfs;
 pub mod watch;
@@ -42,6 +42,14 @@ impl BrokerKind {
             _ => BrokerKind::Embedded,
         }
     }
+
+    /// Name used in printed figures.
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokerKind::Embedded => "embedded",
+            BrokerKind::Mosquitto => "mosquitto",
+        }
+    }
 }
 
 enum Running {
@@ -56,6 +64,8 @@ pub struct TestBroker {
     kind: BrokerKind,
     addr: SocketAddr,
     running: Running,
+    /// Mosquitto's `set_tcp_nodelay` (the latency bench compares both).
+    nodelay: bool,
     /// Mosquitto's config and log live here; removed on drop.
     dir: tempfile::TempDir,
 }
@@ -68,6 +78,12 @@ impl TestBroker {
 
     /// Starts a broker of `kind` on a free loopback port.
     pub fn start_kind(kind: BrokerKind) -> TestBroker {
+        TestBroker::start_with(kind, true)
+    }
+
+    /// Starts a broker of `kind`; `nodelay` is Mosquitto's `set_tcp_nodelay` (the embedded
+    /// broker always sets it).
+    pub fn start_with(kind: BrokerKind, nodelay: bool) -> TestBroker {
         match kind {
             BrokerKind::Embedded => {
                 let dir = tempfile::tempdir().expect("temp dir for the test broker");
@@ -77,6 +93,7 @@ impl TestBroker {
                     kind,
                     addr,
                     running: Running::from_embedded(broker),
+                    nodelay,
                     dir,
                 }
             }
@@ -88,6 +105,7 @@ impl TestBroker {
                         kind,
                         addr: free_loopback_addr(),
                         running: Running::Stopped,
+                        nodelay,
                         dir: tempfile::tempdir().expect("temp dir for the test broker"),
                     };
                     match broker.spawn_mosquitto() {
@@ -123,6 +141,14 @@ impl TestBroker {
     /// `mqtt://127.0.0.1:{port}`, as the daemon's config takes it.
     pub fn url(&self) -> String {
         format!("mqtt://{}", self.addr)
+    }
+
+    /// Pid of the broker process: this process's for the embedded broker.
+    pub fn pid(&self) -> u32 {
+        match &self.running {
+            Running::Mosquitto(child) => child.id(),
+            _ => std::process::id(),
+        }
     }
 
     /// Whether the broker is running (not killed).
@@ -198,9 +224,10 @@ impl TestBroker {
         let config_path = self.dir.path().join("mosquitto.conf");
         let config = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             set_tcp_nodelay true\nlog_dest file {log}\nlog_type error\nlog_type warning\n",
+             set_tcp_nodelay {nodelay}\nlog_dest file {log}\nlog_type error\nlog_type warning\n",
             port = self.addr.port(),
             log = self.log_path().display(),
+            nodelay = self.nodelay,
         );
         std::fs::write(&config_path, config).map_err(|e| format!("writing config: {e}"))?;
         let mut child = Command::new("mosquitto")
@@ -288,6 +315,8 @@ pub fn free_loopback_addr() -> SocketAddr {
 /// A message a [`TestClient`] received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
+    /// When the client's event loop took it off the socket (latency benches).
+    pub at: Instant,
     /// Topic it was published on.
     pub topic: String,
     /// Payload.
@@ -303,11 +332,113 @@ impl Received {
     }
 }
 
+/// An acknowledgement the client's event loop saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ack {
+pub enum Ack {
+    /// ConnAck.
     Conn,
+    /// SubAck.
     Sub,
+    /// PubAck.
     Pub,
+}
+
+/// What a client's event-loop task does on a connection error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Keep polling: rumqttc reconnects (tests that restart the broker).
+    Reconnect,
+    /// Panic: a bench's figures mean nothing after a lost connection.
+    Panic,
+}
+
+/// The channels a client's event-loop task feeds.
+pub struct EventLoopTask {
+    /// Every incoming publish, timestamped.
+    pub messages: mpsc::UnboundedReceiver<Received>,
+    /// Every ConnAck, SubAck and PubAck.
+    pub acks: mpsc::UnboundedReceiver<Ack>,
+    /// The task; abort it to stop polling.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Connects with TCP_NODELAY, a clean session and 1 MiB packets, and spawns the task polling
+/// the event loop (`options` are adjusted from there). Returns before the ConnAck.
+pub fn spawn_client(
+    addr: SocketAddr,
+    client_id: &str,
+    capacity: usize,
+    adjust: impl FnOnce(&mut MqttOptions),
+    on_error: OnError,
+) -> (AsyncClient, EventLoopTask) {
+    let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(true)
+        .set_max_packet_size(1 << 20, 1 << 20);
+    adjust(&mut options);
+    let (client, mut eventloop) = AsyncClient::new(options, capacity);
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    let (messages_tx, messages) = mpsc::unbounded_channel();
+    let (acks_tx, acks) = mpsc::unbounded_channel();
+    let client_id = client_id.to_owned();
+    let task = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = messages_tx.send(Received {
+                        at: Instant::now(),
+                        topic: p.topic,
+                        payload: p.payload,
+                        retain: p.retain,
+                    });
+                }
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = acks_tx.send(Ack::Conn);
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = acks_tx.send(Ack::Sub);
+                }
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    let _ = acks_tx.send(Ack::Pub);
+                }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                Ok(_) => {}
+                Err(error) if on_error == OnError::Panic => panic!("{client_id}: {error}"),
+                // Reconnect pacing while the broker is down, not synchronisation.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    });
+    (
+        client,
+        EventLoopTask {
+            messages,
+            acks,
+            task,
+        },
+    )
+}
+
+/// Waits for the next `wanted` acknowledgement on `acks`, skipping others; panics after
+/// [`TIMEOUT`].
+pub async fn wait_ack(
+    acks: &mut mpsc::UnboundedReceiver<Ack>,
+    wanted: Ack,
+    client_id: &str,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, acks.recv()).await {
+            Ok(Some(ack)) if ack == wanted => return,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("{client_id}: client task ended during {what}"),
+            Err(_) => panic!("{client_id}: no {wanted:?} ack for {what} within {TIMEOUT:?}"),
+        }
+    }
 }
 
 /// A plain MQTT client for tests. Operations are sequential (`&mut self`) and each waits for
@@ -329,43 +460,14 @@ impl TestClient {
 
     /// Connects to the broker at `addr` and waits for the ConnAck.
     pub async fn connect_to(addr: SocketAddr, client_id: &str) -> TestClient {
-        let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
-        options
-            .set_keep_alive(Duration::from_secs(30))
-            .set_clean_session(true)
-            .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
-        let mut network = eventloop.network_options();
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
-        let (messages_tx, messages) = mpsc::unbounded_channel();
-        let (acks_tx, acks) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let _ = messages_tx.send(Received {
-                            topic: p.topic,
-                            payload: p.payload,
-                            retain: p.retain,
-                        });
-                    }
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = acks_tx.send(Ack::Conn);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        let _ = acks_tx.send(Ack::Sub);
-                    }
-                    Ok(Event::Incoming(Packet::PubAck(_))) => {
-                        let _ = acks_tx.send(Ack::Pub);
-                    }
-                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
-                    Ok(_) => {}
-                    // Reconnect pacing while the broker is down, not synchronisation.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        });
+        let (
+            client,
+            EventLoopTask {
+                messages,
+                acks,
+                task,
+            },
+        ) = spawn_client(addr, client_id, 64, |_| {}, OnError::Reconnect);
         let mut this = TestClient {
             client,
             messages,
@@ -379,18 +481,7 @@ impl TestClient {
     }
 
     async fn wait_ack(&mut self, wanted: Ack, what: &str) {
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.acks.recv()).await {
-                Ok(Some(ack)) if ack == wanted => return,
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("{}: client task ended during {what}", self.client_id),
-                Err(_) => panic!(
-                    "{}: no {wanted:?} ack for {what} within {TIMEOUT:?}",
-                    self.client_id
-                ),
-            }
-        }
+        wait_ack(&mut self.acks, wanted, &self.client_id, what).await;
     }
 
     /// Subscribes to `filter` at QoS 1 and waits for the SubAck.
@@ -436,6 +527,11 @@ impl TestClient {
                 ),
             }
         }
+    }
+
+    /// Waits for the next message on `filter` whose payload is `text`, at most [`TIMEOUT`].
+    pub async fn expect_text(&mut self, filter: &str, text: &str) -> Received {
+        self.expect(filter, |m| m.text() == text, TIMEOUT).await
     }
 
     /// Waits for the next message on `filter`, whatever its payload.
@@ -490,6 +586,17 @@ impl Drop for TestClient {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The payload as JSON; panics naming the topic when it is not.
+pub fn json(message: &Received) -> serde_json::Value {
+    serde_json::from_slice(&message.payload)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", message.topic, message.text()))
+}
+
+/// Whether the payload is a JSON state whose `state` is `state`.
+pub fn is_state(message: &Received, state: &str) -> bool {
+    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|v| v["state"] == state)
 }
 
 /// Whether MQTT topic `filter` (with `+` and `#`) matches `topic`.
