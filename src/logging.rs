@@ -5,7 +5,6 @@
 //! levels become priorities. Secrets never reach this module: the configuration types
 //! redact them in their `Debug` output (see `config::sections`).
 
-use crate::config::LogFormat;
 use std::borrow::Cow;
 use std::io::IsTerminal;
 // `Targets` (target=level lists) rather than `EnvFilter`: same level syntax, without the
@@ -15,6 +14,19 @@ use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets as LogFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// journald when started by systemd, else text.
+    #[default]
+    Auto,
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Level used when neither `RUST_LOG` nor `log.level` is usable.
 const FALLBACK_LEVEL: &str = "info";

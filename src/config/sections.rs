@@ -1,6 +1,7 @@
 //! The configuration file's sections as plain data, each with a default for every key.
 
 use crate::core::Routine;
+pub use crate::logging::LogFormat;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -133,7 +134,7 @@ impl fmt::Debug for MqttSection {
             rate_limit_burst,
         } = self;
         f.debug_struct("MqttSection")
-            .field("url", &super::url::redact_url(url))
+            .field("url", &crate::mqtt::url::redact_url(url))
             .field("username", username)
             .field("password", &password.as_ref().map(|_| Redacted))
             .field("password_file", password_file)
@@ -154,7 +155,7 @@ impl fmt::Debug for MqttSection {
 impl MqttSection {
     /// `url` with a password in it replaced by `<redacted>`, for messages and logs.
     pub fn url_for_display(&self) -> String {
-        super::url::redact_url(&self.url)
+        crate::mqtt::url::redact_url(&self.url)
     }
 }
 
@@ -396,19 +397,6 @@ impl Default for StoreSection {
             debounce_ms: 1000,
         }
     }
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    /// journald when started by systemd, else text.
-    #[default]
-    Auto,
-    /// Human-readable text.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// `[log]`

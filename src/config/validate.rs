@@ -4,10 +4,10 @@ use super::builtin::builtin_routines;
 use super::device_id::is_valid_device_id;
 use super::error::{ConfigErrors, ConfigIssue};
 use super::sections::Config;
-use super::url::BrokerUrl;
 use crate::core::Routine;
 use crate::core::limits;
 use crate::core::routine::{RoutineError, validate_library};
+use crate::mqtt::url::BrokerUrl;
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 

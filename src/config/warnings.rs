@@ -3,7 +3,7 @@
 //! and listed by `check-config`; never an error.
 
 use super::sections::Config;
-use super::url::BrokerUrl;
+use crate::mqtt::url::BrokerUrl;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! executes the actions it returns.
 
 pub mod calendar;
+mod link_options;
 mod saver;
 mod signals;
 
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
+pub use link_options::link_options_from_config;
 pub use signals::shutdown_signal;
 
 /// Why the daemon could not start or stopped abnormally.
@@ -193,8 +195,7 @@ fn link_options(
     } else {
         config.mqtt.client_id.clone()
     };
-    let mut link = config
-        .mqtt_link_options(client_id)
+    let mut link = link_options_from_config(config, client_id)
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     if let Some((host, port)) = &options.broker_override {
         // The embedded broker listens in plain TCP on loopback.

@@ -31,7 +31,7 @@
 use super::command::{CommandId, is_stop, peek_id};
 use super::outbox::{Delivery, Message, Outbox};
 use super::tls::{self, TlsFiles};
-use crate::config::BrokerUrl;
+use super::url::BrokerUrl;
 use crate::logging::LogThrottle;
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{

@@ -12,6 +12,7 @@ pub mod render;
 pub mod routine_image;
 pub mod tls;
 pub mod topics;
+pub mod url;
 
 pub use command::{CommandError, CommandId, ParsedCommand, parse_command};
 pub use discovery::{DiscoveryInfo, discovery_payload, forget_payloads};
