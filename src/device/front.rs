@@ -8,7 +8,7 @@
 //! the service even hears of it.
 
 use super::{DeviceError, Driver};
-use crate::config::{DriverKind, DriverSection};
+use super::{DriverKind, DriverSection};
 use crate::core::Frame;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};

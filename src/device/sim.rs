@@ -1,7 +1,7 @@
 //! Simulated outputs: frames go to the log and, optionally, to a CSV recording.
 
+use super::DriverSection;
 use super::{DeviceError, check_frame};
-use crate::config::DriverSection;
 use crate::core::{ChannelMap, Frame};
 use crate::timeline::channel_names;
 use std::fs::File;
