@@ -1,7 +1,7 @@
 //! `massaged forget`: removes the device from Home Assistant and clears its retained topics.
 
 use crate::mqtt::discovery::forget_topics;
-use crate::mqtt::link::{Link, LinkEvent, LinkOptions};
+use crate::mqtt::link::{LinkEvent, LinkOptions, start_link};
 use crate::mqtt::topics::Topics;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ pub async fn run(mut options: LinkOptions, topics: Topics) -> Result<(), ForgetE
     // Subscribed to what it clears: the broker echoing each empty message back proves it took
     // it, so the DISCONNECT cannot overtake the last clear.
     options.subscriptions = forget_topics(&topics).map(str::to_string).into();
-    let (publisher, mut events) = Link::start(options);
+    let (publisher, mut events) = start_link(options);
     let connected = async {
         while let Some(event) = events.recv().await {
             if event == LinkEvent::Connected {

@@ -12,7 +12,7 @@ use crate::core::{Engine, EngineConfig, Routine};
 use crate::device::DeviceError;
 use crate::device::front::{self, DeviceReport, Front};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
-use crate::mqtt::link::{Events, LastWill, Link, LinkEvent, LinkOptions, Publisher};
+use crate::mqtt::link::{Events, LastWill, LinkEvent, LinkOptions, Publisher, start_link};
 use crate::mqtt::render::WallClock;
 use crate::mqtt::routine_image::PictureKey;
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, Topics};
@@ -158,7 +158,7 @@ pub async fn run_until(
         calendar::local_today(),
         calendar::until_next_midnight(),
     );
-    let (publisher, events) = Link::start(link_options);
+    let (publisher, events) = start_link(link_options);
     let (pictures_done, pictures) = mpsc::channel(2);
     let shell = Shell {
         pictures: Pictures {

@@ -537,57 +537,52 @@ impl Events {
     }
 }
 
-/// The MQTT connection task.
-pub struct Link;
+/// Connects: spawns the tasks that own the MQTT connection; must be called inside a tokio runtime.
+///
+/// The link ends after a requested [`Publisher::disconnect`], or when the [`Events`] are
+/// dropped (then without DISCONNECT, so the broker publishes the last will).
+pub fn start_link(options: LinkOptions) -> (Publisher, Events) {
+    let (client, eventloop) = AsyncClient::new(options.to_mqtt_options(), REQUEST_CAPACITY);
+    let shared = Arc::new(Shared::new());
 
-impl Link {
-    /// Spawns the tasks that own the connection; must be called inside a tokio runtime.
-    ///
-    /// The link ends after a requested [`Publisher::disconnect`], or when the [`Events`] are
-    /// dropped (then without DISCONNECT, so the broker publishes the last will).
-    pub fn start(options: LinkOptions) -> (Publisher, Events) {
-        let (client, eventloop) = AsyncClient::new(options.to_mqtt_options(), REQUEST_CAPACITY);
-        let shared = Arc::new(Shared::new());
-
-        let (priority_tx, priority_rx) = mpsc::channel(PRIORITY_CAPACITY);
-        let (queue_tx, queue_rx) = mpsc::channel(options.event_capacity.max(1));
-        let filters: Vec<Filter> = options
-            .subscriptions
-            .iter()
-            .map(|filter| subscription(filter))
-            .collect();
-        let backoff = Backoff::new(options.backoff_min, options.backoff_max);
-        let target = Target {
-            broker: format!("{}:{}", options.host, options.port),
-            tls: options.tls.clone(),
-        };
-        let (done_tx, done_rx) = oneshot::channel();
-        tokio::spawn(send_loop(client.clone(), shared.clone()));
-        tokio::spawn(report_loop(shared.clone(), done_rx));
-        tokio::spawn(poll_loop(
-            eventloop,
-            client,
-            filters,
-            backoff,
-            target,
-            Lanes {
-                priority: priority_tx,
-                queue: queue_tx,
-                shared: shared.clone(),
-                _done: done_tx,
-            },
-        ));
-        (
-            Publisher {
-                shared: shared.clone(),
-            },
-            Events {
-                priority: priority_rx,
-                queue: queue_rx,
-                shared,
-            },
-        )
-    }
+    let (priority_tx, priority_rx) = mpsc::channel(PRIORITY_CAPACITY);
+    let (queue_tx, queue_rx) = mpsc::channel(options.event_capacity.max(1));
+    let filters: Vec<Filter> = options
+        .subscriptions
+        .iter()
+        .map(|filter| subscription(filter))
+        .collect();
+    let backoff = Backoff::new(options.backoff_min, options.backoff_max);
+    let target = Target {
+        broker: format!("{}:{}", options.host, options.port),
+        tls: options.tls.clone(),
+    };
+    let (done_tx, done_rx) = oneshot::channel();
+    tokio::spawn(send_loop(client.clone(), shared.clone()));
+    tokio::spawn(report_loop(shared.clone(), done_rx));
+    tokio::spawn(poll_loop(
+        eventloop,
+        client,
+        filters,
+        backoff,
+        target,
+        Lanes {
+            priority: priority_tx,
+            queue: queue_tx,
+            shared: shared.clone(),
+            _done: done_tx,
+        },
+    ));
+    (
+        Publisher {
+            shared: shared.clone(),
+        },
+        Events {
+            priority: priority_rx,
+            queue: queue_rx,
+            shared,
+        },
+    )
 }
 
 /// Hands queued publishes to the event loop, one at a time, in outbox order; then, when asked
