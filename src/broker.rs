@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 /// Largest MQTT packet the broker accepts from any client: the largest the daemon's own client
 /// can take in (the highest `mqtt.max_payload_bytes` plus the link's headroom). A bigger packet could never reach the daemon; it closes that client's connection
 /// before the broker buffers it (the default would be 256 MiB, enough to get us OOM-killed).
-pub const MAX_PACKET_BYTES: usize = (1 << 20) + crate::mqtt::link::PACKET_HEADROOM;
+pub(crate) const MAX_PACKET_BYTES: usize = (1 << 20) + crate::mqtt::link::PACKET_HEADROOM;
 
 /// Retained messages kept at once: the daemon keeps three per device (availability, state,
 /// discovery); the rest is room for other clients' topics, bounded.

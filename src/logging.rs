@@ -207,7 +207,7 @@ fn stderr_identity() -> Option<(u64, u64)> {
 /// escape, ...), the Unicode line separators and the backslash are written as `\n`, `\0`,
 /// `\u{1b}`, `\\`, so a value copied from a command can never start a fake log line or hide
 /// behind terminal escapes. Borrowed when there is nothing to escape.
-pub fn escape_for_log(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_for_log(text: &str) -> Cow<'_, str> {
     let needs = |c: char| c == '\\' || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
     if !text.chars().any(needs) {
         return Cow::Borrowed(text);
@@ -248,7 +248,7 @@ impl LogThrottle {
     }
 
     /// One line per second.
-    pub fn per_second() -> LogThrottle {
+    pub(crate) fn per_second() -> LogThrottle {
         LogThrottle::new(Duration::from_secs(1))
     }
 

@@ -62,14 +62,16 @@ impl Config {
     }
 
     /// The parsed `mqtt.url`.
-    pub fn broker_url(&self) -> Result<BrokerUrl, ConfigErrors> {
+    pub(crate) fn broker_url(&self) -> Result<BrokerUrl, ConfigErrors> {
         BrokerUrl::parse(&self.mqtt.url)
             .map_err(|error| ConfigErrors::new(vec![ConfigIssue::at_key("mqtt.url", error)]))
     }
 
     /// Broker user name and password: `mqtt.username` and `mqtt.password` or the first line of
     /// `mqtt.password_file`, else the ones written in `mqtt.url`.
-    pub fn mqtt_credentials(&self) -> Result<(Option<String>, Option<String>), ConfigErrors> {
+    pub(crate) fn mqtt_credentials(
+        &self,
+    ) -> Result<(Option<String>, Option<String>), ConfigErrors> {
         let url = self.broker_url()?;
         let password = match (&self.mqtt.password, &self.mqtt.password_file) {
             (Some(password), _) => Some(password.clone()),

@@ -155,8 +155,9 @@ impl fmt::Debug for MqttSection {
 }
 
 impl MqttSection {
+    #[cfg(test)]
     /// `url` with a password in it replaced by `<redacted>`, for messages and logs.
-    pub fn url_for_display(&self) -> String {
+    pub(crate) fn url_for_display(&self) -> String {
         crate::mqtt::url::redact_url(&self.url)
     }
 }

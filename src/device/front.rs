@@ -74,7 +74,7 @@ pub struct Front {
 }
 
 /// How often the loop must ask for a serial heartbeat; `None` for backends without one.
-pub fn heartbeat_interval(section: &DriverSection) -> Option<Duration> {
+pub(crate) fn heartbeat_interval(section: &DriverSection) -> Option<Duration> {
     (section.kind == DriverKind::Serial)
         .then(|| Duration::from_millis(section.serial.heartbeat_ms.into()))
 }

@@ -32,7 +32,7 @@ impl Default for PwmSection {
 
 impl PwmSection {
     /// Every broken rule of the section, each naming its key.
-    pub fn problems(&self) -> Vec<DeviceError> {
+    pub(crate) fn problems(&self) -> Vec<DeviceError> {
         let mut problems = Vec::new();
         if let Some(problem) = out_of_range(self.frequency_hz, &(1..=1_000_000)) {
             problems.push(DeviceError::Config {

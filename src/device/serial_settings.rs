@@ -37,7 +37,7 @@ impl Default for SerialSection {
 impl SerialSection {
     /// Every broken rule of the section, each naming its key (the watchdog bound is checked at
     /// open by [`check_timings`], where the unit's `WatchdogSec` is known).
-    pub fn problems(&self) -> Vec<DeviceError> {
+    pub(crate) fn problems(&self) -> Vec<DeviceError> {
         let mut problems = Vec::new();
         for (key, value) in [
             ("driver.serial.baud", self.baud),
