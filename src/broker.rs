@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 /// Largest MQTT packet the broker accepts from any client: the largest the daemon's own client
 /// can take in (the highest `mqtt.max_payload_bytes` plus the link's headroom). A bigger packet could never reach the daemon; it closes that client's connection
 /// before the broker buffers it (the default would be 256 MiB, enough to get us OOM-killed).
-pub const MAX_PACKET_BYTES: usize = (1 << 20) + crate::mqtt::link::PACKET_HEADROOM;
+pub(crate) const MAX_PACKET_BYTES: usize = (1 << 20) + crate::mqtt::link::PACKET_HEADROOM;
 
 /// Retained messages kept at once: the daemon keeps three per device (availability, state,
 /// discovery); the rest is room for other clients' topics, bounded.
@@ -212,6 +212,13 @@ fn run_broker(access: BrokerAccess, ready: mpsc::Sender<Ready>) {
 /// is refused with "bad user name or password". Authenticated clients may use every topic.
 struct OneUser(BrokerCredentials);
 
+impl OneUser {
+    /// Publish and subscribe are allowed to the configured user only.
+    fn is_the_user(&self, user: Option<&str>) -> bool {
+        user == Some(self.0.username.as_str())
+    }
+}
+
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl AuthProvider for OneUser {
@@ -243,7 +250,7 @@ impl AuthProvider for OneUser {
         user: Option<&'a str>,
         _topic: &'a str,
     ) -> Boxed<'a, bool> {
-        Box::pin(async move { user == Some(self.0.username.as_str()) })
+        Box::pin(async move { self.is_the_user(user) })
     }
 
     fn authorize_subscribe<'a>(
@@ -252,7 +259,7 @@ impl AuthProvider for OneUser {
         user: Option<&'a str>,
         _topic_filter: &'a str,
     ) -> Boxed<'a, bool> {
-        Box::pin(async move { user == Some(self.0.username.as_str()) })
+        Box::pin(async move { self.is_the_user(user) })
     }
 }
 

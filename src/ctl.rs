@@ -1,6 +1,6 @@
 //! `massaged ctl`: a small MQTT client for people and shell scripts.
 
-use crate::mqtt::link::{Events, Link, LinkEvent, LinkOptions, Publisher};
+use crate::mqtt::link::{Events, LinkEvent, LinkOptions, Publisher, start_link};
 use crate::mqtt::topics::{PAYLOAD_ONLINE, Topics};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -63,7 +63,7 @@ pub async fn run(
         topics.event.clone(),
         topics.availability.clone(),
     ];
-    let (publisher, mut events) = Link::start(options);
+    let (publisher, mut events) = start_link(options);
     wait_connected(&mut events, &broker).await?;
     let outcome = match request {
         CtlRequest::Command(command) => send(&publisher, &mut events, &topics, command).await,

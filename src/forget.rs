@@ -1,7 +1,7 @@
 //! `massaged forget`: removes the device from Home Assistant and clears its retained topics.
 
-use crate::mqtt::discovery::forget_payloads;
-use crate::mqtt::link::{Link, LinkEvent, LinkOptions};
+use crate::mqtt::discovery::forget_topics;
+use crate::mqtt::link::{LinkEvent, LinkOptions, start_link};
 use crate::mqtt::topics::Topics;
 use std::time::Duration;
 
@@ -28,11 +28,8 @@ pub async fn run(mut options: LinkOptions, topics: Topics) -> Result<(), ForgetE
     options.last_will = None;
     // Subscribed to what it clears: the broker echoing each empty message back proves it took
     // it, so the DISCONNECT cannot overtake the last clear.
-    options.subscriptions = forget_payloads(&topics)
-        .iter()
-        .map(|(topic, _)| topic.to_string())
-        .collect();
-    let (publisher, mut events) = Link::start(options);
+    options.subscriptions = forget_topics(&topics).map(str::to_string).into();
+    let (publisher, mut events) = start_link(options);
     let connected = async {
         while let Some(event) = events.recv().await {
             if event == LinkEvent::Connected {
@@ -44,16 +41,13 @@ pub async fn run(mut options: LinkOptions, topics: Topics) -> Result<(), ForgetE
     if !matches!(tokio::time::timeout(TIMEOUT, connected).await, Ok(true)) {
         return Err(ForgetError::Connect(broker, TIMEOUT));
     }
-    for (topic, _) in forget_payloads(&topics) {
+    for topic in forget_topics(&topics) {
         publisher
             .clear_retained(topic)
             .await
             .map_err(|e| ForgetError::Publish(topic.to_string(), e.to_string()))?;
     }
-    let mut pending: Vec<String> = forget_payloads(&topics)
-        .iter()
-        .map(|(topic, _)| topic.to_string())
-        .collect();
+    let mut pending: Vec<String> = forget_topics(&topics).map(str::to_string).into();
     let echoed = async {
         while let Some(event) = events.recv().await {
             if let LinkEvent::Message { topic, payload, .. } = event

@@ -5,7 +5,6 @@
 //! levels become priorities. Secrets never reach this module: the configuration types
 //! redact them in their `Debug` output (see `config::sections`).
 
-use crate::config::LogFormat;
 use std::borrow::Cow;
 use std::io::IsTerminal;
 // `Targets` (target=level lists) rather than `EnvFilter`: same level syntax, without the
@@ -15,6 +14,19 @@ use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets as LogFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// journald when started by systemd, else text.
+    #[default]
+    Auto,
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Level used when neither `RUST_LOG` nor `log.level` is usable.
 const FALLBACK_LEVEL: &str = "info";
@@ -195,7 +207,7 @@ fn stderr_identity() -> Option<(u64, u64)> {
 /// escape, ...), the Unicode line separators and the backslash are written as `\n`, `\0`,
 /// `\u{1b}`, `\\`, so a value copied from a command can never start a fake log line or hide
 /// behind terminal escapes. Borrowed when there is nothing to escape.
-pub fn escape_for_log(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_for_log(text: &str) -> Cow<'_, str> {
     let needs = |c: char| c == '\\' || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
     if !text.chars().any(needs) {
         return Cow::Borrowed(text);
@@ -236,7 +248,7 @@ impl LogThrottle {
     }
 
     /// One line per second.
-    pub fn per_second() -> LogThrottle {
+    pub(crate) fn per_second() -> LogThrottle {
         LogThrottle::new(Duration::from_secs(1))
     }
 

@@ -423,7 +423,7 @@ fn client_target(
         &device_id,
         &config.homeassistant.discovery_prefix,
     );
-    let options = config.mqtt_link_options("massaged-ctl")?;
+    let options = massaged::daemon::link_options_from_config(config, "massaged-ctl")?;
     Ok((options, topics))
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long the serial all-off may take in total (open, write, acknowledgement).
-pub const SERIAL_OFF_TIMEOUT: Duration = Duration::from_millis(1500);
+pub(crate) const SERIAL_OFF_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Frame slots of the default channel map (ten motors and the heater), used for the serial
 /// `HELLO` when the channel map cannot be read.
@@ -280,7 +280,7 @@ fn write_attr(path: &Path, value: &str) -> Result<(), String> {
 /// Duty comes first because some controllers hold the last level while disabled; polarity last
 /// (the kernel only changes it while disabled) so that an `inversed` channel is not left fully
 /// on at duty 0 for the next start. A missing chip is only a note: nothing there can be on.
-pub fn pwm_off(sysfs_root: &Path, chips: &BTreeSet<u32>) -> OffReport {
+pub(crate) fn pwm_off(sysfs_root: &Path, chips: &BTreeSet<u32>) -> OffReport {
     let mut report = OffReport::default();
     for &chip in chips {
         let chip_dir = sysfs_root.join(format!("pwmchip{chip}"));
@@ -321,7 +321,7 @@ pub fn pwm_off(sysfs_root: &Path, chips: &BTreeSet<u32>) -> OffReport {
 /// `HELLO` (which turns every output off and resets the sequence) then `OFF`, waiting at most
 /// [`SERIAL_OFF_TIMEOUT`] in all. The acknowledgements are not required: a microcontroller that
 /// does not answer turns its outputs off by itself once the heartbeat stops.
-pub async fn serial_off(port: &Path, baud: u32, slots: usize) -> OffReport {
+pub(crate) async fn serial_off(port: &Path, baud: u32, slots: usize) -> OffReport {
     let mut report = OffReport::default();
     let result = tokio::time::timeout(SERIAL_OFF_TIMEOUT, send_serial_off(port, baud, slots)).await;
     match result {

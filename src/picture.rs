@@ -35,7 +35,7 @@ pub enum PictureError {
 /// Pure: same inputs, same bytes. The relaxer guard plays no part (the picture shows what a
 /// session would do, not whether today allows one). Cost: one simulated session at
 /// `config.frame_hz`.
-pub fn routine_svg(
+pub(crate) fn routine_svg(
     config: &EngineConfig,
     routine: &Routine,
     minutes: u32,
@@ -68,7 +68,7 @@ pub fn routine_svg(
 }
 
 /// Intensity the library's pictures are drawn at (the default a new user starts with).
-pub const LIBRARY_INTENSITY: u32 = 60;
+pub(crate) const LIBRARY_INTENSITY: u32 = 60;
 
 /// The routine library as documentation: a Markdown page and one picture per routine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +243,7 @@ fn clock(seconds: u64) -> String {
 /// Text made safe for XML content and attribute values: markup characters escaped, line
 /// breaks and tabs turned into spaces, other characters XML 1.0 forbids dropped, and cut to
 /// `max` characters.
-pub fn escape(text: &str, max: usize) -> String {
+pub(crate) fn escape(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len());
     let count = text.chars().count();
     for (i, c) in text.chars().enumerate() {

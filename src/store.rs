@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// Version of the file format written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// Everything that survives a restart (the file's contents).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,14 +108,14 @@ mod date_text {
     use crate::core::Date;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(date: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(date: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
         match date {
             Some(date) => s.collect_str(date),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|text| text.parse().map_err(D::Error::custom))
             .transpose()
@@ -408,65 +407,9 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Coalesces saves: the first change arms a deadline `delay` later; later changes do not move
-/// it, so a steady stream of changes still saves once per `delay`.
-#[derive(Debug, Clone)]
-pub struct Debounce {
-    delay: Duration,
-    deadline: Option<Instant>,
-}
-
-impl Debounce {
-    /// A debouncer with nothing pending.
-    pub fn new(delay: Duration) -> Debounce {
-        Debounce {
-            delay,
-            deadline: None,
-        }
-    }
-
-    /// Notes a change at `now`.
-    pub fn touch(&mut self, now: Instant) {
-        self.deadline.get_or_insert(now + self.delay);
-    }
-
-    /// True when a change is pending and its deadline has passed.
-    pub fn due(&self, now: Instant) -> bool {
-        self.deadline.is_some_and(|d| now >= d)
-    }
-
-    /// When the pending save is due, if one is pending.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
-    /// Forgets the pending change (call after saving, or before saving on shutdown).
-    pub fn clear(&mut self) {
-        self.deadline = None;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debounce_saves_once_per_delay_under_a_stream_of_changes() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut d = Debounce::new(ms(1000));
-        assert_eq!(d.deadline(), None);
-        assert!(!d.due(t0));
-        d.touch(t0);
-        d.touch(t0 + ms(900));
-        assert_eq!(d.deadline(), Some(t0 + ms(1000)));
-        assert!(!d.due(t0 + ms(999)));
-        assert!(d.due(t0 + ms(1000)));
-        d.clear();
-        assert!(!d.due(t0 + ms(5000)));
-        d.touch(t0 + ms(1500));
-        assert_eq!(d.deadline(), Some(t0 + ms(2500)));
-    }
 
     #[test]
     fn newer_versions_and_garbage_are_refused() {

@@ -65,24 +65,25 @@ impl Notifier {
         }
     }
 
+    #[cfg(test)]
     /// Whether notifications go anywhere (the process was started by systemd with a socket).
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.target.is_some()
     }
 
     /// How often to call [`Notifier::watchdog`]: half of `WatchdogSec=`, or `None` when
     /// no watchdog applies to this process.
-    pub fn watchdog_interval(&self) -> Option<Duration> {
+    pub(crate) fn watchdog_interval(&self) -> Option<Duration> {
         self.watchdog
     }
 
     /// Start-up finished (`READY=1`); `Type=notify` units count as started from here.
-    pub fn ready(&self) {
+    pub(crate) fn ready(&self) {
         self.send_logged("READY=1");
     }
 
     /// Shutdown began (`STOPPING=1`).
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.send_logged("STOPPING=1");
     }
 
@@ -136,7 +137,7 @@ impl Notifier {
 /// is meant for this process (`WATCHDOG_PID` absent or equal to `own_pid`).
 ///
 /// Malformed or zero values mean no watchdog, as in `sd_watchdog_enabled`.
-pub fn watchdog_interval(
+pub(crate) fn watchdog_interval(
     watchdog_usec: Option<&str>,
     watchdog_pid: Option<&str>,
     own_pid: u32,

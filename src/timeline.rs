@@ -79,7 +79,7 @@ pub fn simulate(mut engine: Engine, start: &Command) -> Result<Timeline, Rejecti
 /// A zone with two motors names them `_left` and `_right` (the first slot is the left one);
 /// a zone with one motor is named after the zone; more motors are numbered from 1. A slot
 /// nothing uses is `chN`.
-pub fn channel_names(channels: &ChannelMap) -> Vec<String> {
+pub(crate) fn channel_names(channels: &ChannelMap) -> Vec<String> {
     let mut names: Vec<String> = (0..channels.count()).map(|i| format!("ch{i}")).collect();
     for zone in Zone::ALL {
         let slots = channels.zone(zone);
@@ -106,7 +106,7 @@ fn seconds(d: Duration) -> String {
 }
 
 /// FNV-1a over every frame's offset and levels: one number that changes if any frame does.
-pub fn frames_digest(frames: &[(Duration, Frame)]) -> u64 {
+pub(crate) fn frames_digest(frames: &[(Duration, Frame)]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for &b in bytes {

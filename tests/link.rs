@@ -5,7 +5,7 @@
 mod support;
 
 use massaged::mqtt::CommandId;
-use massaged::mqtt::link::{Events, LastWill, Link, LinkError, LinkEvent, LinkOptions};
+use massaged::mqtt::link::{Events, LastWill, LinkError, LinkEvent, LinkOptions, start_link};
 use massaged::mqtt::outbox::Delivery;
 use std::time::Duration;
 use support::{TIMEOUT, TestBroker, TestClient};
@@ -47,7 +47,7 @@ fn message(topic: &str, payload: &str) -> impl Fn(&LinkEvent) -> bool {
 #[tokio::test]
 async fn connects_and_reports_connected() {
     let broker = TestBroker::start();
-    let (_publisher, mut events) = Link::start(options(&broker, "link-connect"));
+    let (_publisher, mut events) = start_link(options(&broker, "link-connect"));
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
 }
 
@@ -56,7 +56,7 @@ async fn receives_messages_on_its_subscriptions_only() {
     let broker = TestBroker::start();
     let mut link_options = options(&broker, "link-subscribe");
     link_options.subscriptions = vec!["dev/set".into(), "ha/+/status".into()];
-    let (_publisher, mut events) = Link::start(link_options);
+    let (_publisher, mut events) = start_link(link_options);
     // Connected comes after the SubAck, so what is published now reaches the link.
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
 
@@ -85,7 +85,7 @@ async fn retained_message_is_flagged_as_retained() {
 
     let mut link_options = options(&broker, "link-retained-in");
     link_options.subscriptions = vec!["dev/set".into()];
-    let (_publisher, mut events) = Link::start(link_options);
+    let (_publisher, mut events) = start_link(link_options);
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
     assert_eq!(
         next_event(&mut events).await,
@@ -100,7 +100,7 @@ async fn retained_message_is_flagged_as_retained() {
 #[tokio::test]
 async fn published_retained_state_is_read_back_and_cleared() {
     let broker = TestBroker::start();
-    let (publisher, mut events) = Link::start(options(&broker, "link-publish"));
+    let (publisher, mut events) = start_link(options(&broker, "link-publish"));
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
 
     // A live subscriber tells us when the broker has processed each publish.
@@ -129,7 +129,7 @@ async fn published_retained_state_is_read_back_and_cleared() {
 #[tokio::test]
 async fn publishing_to_a_wildcard_is_refused() {
     let broker = TestBroker::start();
-    let (publisher, _events) = Link::start(options(&broker, "link-invalid"));
+    let (publisher, _events) = start_link(options(&broker, "link-invalid"));
     let error = publisher
         .publish("dev/+/state", "x", false)
         .await
@@ -154,7 +154,7 @@ async fn last_will_is_published_when_the_link_dies() {
     let mut watcher = TestClient::connect(&broker, "watcher").await;
     watcher.subscribe("dev/availability").await;
 
-    let (publisher, mut events) = Link::start(with_will(&broker, "link-will"));
+    let (publisher, mut events) = start_link(with_will(&broker, "link-will"));
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
     publisher
         .publish("dev/availability", "online", true)
@@ -180,7 +180,7 @@ async fn retained_availability(broker: &TestBroker) -> Option<bytes::Bytes> {
 #[tokio::test]
 async fn clean_disconnect_ends_the_link_and_keeps_the_will_unpublished() {
     let broker = TestBroker::start();
-    let (publisher, mut events) = Link::start(with_will(&broker, "link-bye"));
+    let (publisher, mut events) = start_link(with_will(&broker, "link-bye"));
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
     publisher
         .publish("dev/availability", "offline-by-choice", true)
@@ -208,7 +208,7 @@ async fn reconnects_and_resubscribes_after_broker_restart() {
     let mut broker = TestBroker::start();
     let mut link_options = options(&broker, "link-reconnect");
     link_options.subscriptions = vec!["dev/set".into()];
-    let (publisher, mut events) = Link::start(link_options);
+    let (publisher, mut events) = start_link(link_options);
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
 
     broker.kill();
@@ -238,7 +238,7 @@ async fn reconnects_and_resubscribes_after_broker_restart() {
 async fn waits_for_a_broker_that_is_not_up_yet() {
     let mut broker = TestBroker::start();
     broker.kill();
-    let (_publisher, mut events) = Link::start(options(&broker, "link-early"));
+    let (_publisher, mut events) = start_link(options(&broker, "link-early"));
     broker.restart();
     // Failed attempts before the first connection report nothing; the first ConnAck does.
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
@@ -252,7 +252,7 @@ async fn a_client_id_takeover_is_not_fought_in_a_loop() {
     let link = |n| {
         let mut link_options = options(&broker, "link-same-id");
         link_options.subscriptions = vec![format!("dev/{n}")];
-        Link::start(link_options)
+        start_link(link_options)
     };
     let (_first, mut first_events) = link(1);
     assert_eq!(next_event(&mut first_events).await, LinkEvent::Connected);
@@ -293,7 +293,7 @@ async fn stops_overtake_a_full_queue_and_shed_commands_are_reported_with_their_i
     let mut link_options = options(&broker, "link-flood");
     link_options.subscriptions = vec!["dev/set".into()];
     link_options.event_capacity = 4;
-    let (publisher, mut events) = Link::start(link_options);
+    let (publisher, mut events) = start_link(link_options);
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
 
     // Nobody reads the events while 30 commands arrive, then a stop: the queue holds 4.
@@ -339,7 +339,7 @@ async fn commands_over_the_default_64_kib_reach_a_link_with_a_larger_limit() {
     let mut link_options = options(&broker, "link-big");
     link_options.subscriptions = vec!["dev/set".into()];
     link_options.max_payload_bytes = 100 * 1024;
-    let (_publisher, mut events) = Link::start(link_options);
+    let (_publisher, mut events) = start_link(link_options);
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
     let mut commander = TestClient::connect(&broker, "commander").await;
     // Over the setting too (the headroom lets it arrive to be refused as too_large).
@@ -354,7 +354,7 @@ async fn commands_over_the_default_64_kib_reach_a_link_with_a_larger_limit() {
 #[tokio::test]
 async fn retained_state_converges_to_the_latest_after_a_burst() {
     let broker = TestBroker::start();
-    let (publisher, mut events) = Link::start(options(&broker, "link-latest"));
+    let (publisher, mut events) = start_link(options(&broker, "link-latest"));
     assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
     for i in 0..5000 {
         publisher

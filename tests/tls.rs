@@ -7,7 +7,7 @@
 #[allow(dead_code)]
 mod support;
 
-use massaged::mqtt::link::{Link, LinkEvent, LinkOptions};
+use massaged::mqtt::link::{LinkEvent, LinkOptions, start_link};
 use massaged::mqtt::tls::TlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -385,7 +385,7 @@ async fn right_ca_connects() {
     }
     let pki = Pki::generate();
     let broker = TlsBroker::start(&pki, false);
-    let (_publisher, mut events) = Link::start(link_options(&broker, "tls-ok", pki.path("ca.pem")));
+    let (_publisher, mut events) = start_link(link_options(&broker, "tls-ok", pki.path("ca.pem")));
     wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
 }
 
@@ -399,7 +399,7 @@ async fn mutual_tls_connects_with(kind: ClientKey) {
         files.client_cert = Some(cert);
         files.client_key = Some(key);
     }
-    let (_publisher, mut events) = Link::start(options);
+    let (_publisher, mut events) = start_link(options);
     wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
 }
 
@@ -439,7 +439,7 @@ async fn mutual_tls_without_a_client_certificate_is_refused() {
     let pki = Pki::generate();
     let broker = TlsBroker::start(&pki, true);
     let (_publisher, mut events) =
-        Link::start(link_options(&broker, "tls-no-cert", pki.path("ca.pem")));
+        start_link(link_options(&broker, "tls-no-cert", pki.path("ca.pem")));
     // The link keeps retrying; it must never report a connection.
     let outcome = tokio::time::timeout(Duration::from_secs(2), async {
         wait_for(&mut events, |event| *event == LinkEvent::Connected).await
@@ -505,7 +505,7 @@ fn wait_online(pki: &Pki, broker: &TlsBroker, daemon: &DaemonProcess) {
             files.client_key = Some(pki.path("client.key"));
         }
         options.subscriptions = vec![availability.clone()];
-        let (_publisher, mut events) = Link::start(options);
+        let (_publisher, mut events) = start_link(options);
         wait_for(&mut events, |event| {
             matches!(event, LinkEvent::Message { topic, payload, .. }
                 if *topic == availability && payload.as_ref() == b"online")

@@ -3,8 +3,8 @@
 use super::error::ConfigErrors;
 use super::load::config_path;
 use super::sections::{Config, DriverKind};
-use super::url::redact_url;
 use super::warnings::{ConfigWarning, config_warnings};
+use crate::mqtt::url::redact_url;
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@ use super::error::{ConfigErrors, ConfigIssue};
 use super::sections::Config;
 use crate::core::routine::validate_library;
 use crate::core::{ChannelMap, EngineConfig, Routine};
-use crate::mqtt::link::LinkOptions;
+use crate::mqtt::url::BrokerUrl;
 use std::time::Duration;
 
 impl Config {
@@ -61,30 +61,18 @@ impl Config {
         Ok(routines)
     }
 
-    /// How to reach the broker: host and port from `mqtt.url`, the credentials of
-    /// [`Config::mqtt_credentials`], keep-alive, and for `mqtts://` the TLS files.
-    pub fn mqtt_link_options(
-        &self,
-        client_id: impl Into<String>,
-    ) -> Result<LinkOptions, ConfigErrors> {
-        let url = super::url::BrokerUrl::parse(&self.mqtt.url)
-            .map_err(|error| ConfigErrors::new(vec![ConfigIssue::at_key("mqtt.url", error)]))?;
-        let mut options = LinkOptions::from_broker_url(&url, client_id);
-        (options.username, options.password) = self.mqtt_credentials()?;
-        options.keep_alive = Duration::from_secs(self.mqtt.keep_alive_s.into());
-        if let Some(files) = &mut options.tls {
-            files.ca_file.clone_from(&self.mqtt.ca_file);
-            files.client_cert.clone_from(&self.mqtt.client_cert);
-            files.client_key.clone_from(&self.mqtt.client_key);
-        }
-        Ok(options)
+    /// The parsed `mqtt.url`.
+    pub(crate) fn broker_url(&self) -> Result<BrokerUrl, ConfigErrors> {
+        BrokerUrl::parse(&self.mqtt.url)
+            .map_err(|error| ConfigErrors::new(vec![ConfigIssue::at_key("mqtt.url", error)]))
     }
 
     /// Broker user name and password: `mqtt.username` and `mqtt.password` or the first line of
     /// `mqtt.password_file`, else the ones written in `mqtt.url`.
-    pub fn mqtt_credentials(&self) -> Result<(Option<String>, Option<String>), ConfigErrors> {
-        let url = super::url::BrokerUrl::parse(&self.mqtt.url)
-            .map_err(|error| ConfigErrors::new(vec![ConfigIssue::at_key("mqtt.url", error)]))?;
+    pub(crate) fn mqtt_credentials(
+        &self,
+    ) -> Result<(Option<String>, Option<String>), ConfigErrors> {
+        let url = self.broker_url()?;
         let password = match (&self.mqtt.password, &self.mqtt.password_file) {
             (Some(password), _) => Some(password.clone()),
             (None, Some(file)) => {
@@ -151,36 +139,6 @@ mod tests {
         assert_eq!(library.len(), builtin_routines().len() + 1);
         assert_eq!(library[0].id, builtin_routines()[0].id);
         assert_eq!(library.last().map(|r| r.id.as_str()), Some("my-temples"));
-    }
-
-    #[test]
-    fn mqtts_url_carries_the_tls_files_and_credentials() {
-        let mut config = Config::default();
-        config.mqtt.url = "mqtts://broker.lan".into();
-        config.mqtt.username = Some("ha".into());
-        config.mqtt.password = Some("pw".into());
-        config.mqtt.ca_file = Some("/etc/massaged/ca.pem".into());
-        config.mqtt.keep_alive_s = 12;
-        let options = config.mqtt_link_options("me").expect("valid");
-        assert_eq!((options.host.as_str(), options.port), ("broker.lan", 8883));
-        assert_eq!(options.username.as_deref(), Some("ha"));
-        assert_eq!(options.password.as_deref(), Some("pw"));
-        assert_eq!(options.keep_alive, Duration::from_secs(12));
-        let tls = options.tls.as_ref().expect("mqtts means TLS");
-        assert_eq!(
-            tls.ca_file.as_deref(),
-            Some("/etc/massaged/ca.pem".as_ref())
-        );
-        assert!(!format!("{options:?}").contains("pw\""));
-    }
-
-    #[test]
-    fn mqtt_url_is_plain_tcp_even_with_a_ca_file() {
-        let mut config = Config::default();
-        config.mqtt.ca_file = Some("/etc/massaged/ca.pem".into());
-        let options = config.mqtt_link_options("me").expect("valid");
-        assert_eq!(options.port, 1883);
-        assert_eq!(options.tls, None);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn resolve_device_id(configured: &str, hostname: Option<&str>) -> String {
 }
 
 /// The machine's host name, read from the files Linux keeps it in.
-pub fn read_hostname() -> Option<String> {
+pub(crate) fn read_hostname() -> Option<String> {
     ["/etc/hostname", "/proc/sys/kernel/hostname"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 /// Clients the embedded broker accepts at once by default: the daemon, Home Assistant, a few
 /// `massaged ctl` or debugging clients. A small number bounds what a flood of connections costs.
-pub const DEFAULT_MAX_CLIENTS: usize = 16;
+pub(crate) const DEFAULT_MAX_CLIENTS: usize = 16;
 
 /// `[embedded_broker]`
 ///
@@ -133,7 +133,7 @@ impl BrokerAccess {
     }
 
     /// Clients connected at once.
-    pub fn max_clients(&self) -> usize {
+    pub(crate) fn max_clients(&self) -> usize {
         self.max_clients
     }
 }

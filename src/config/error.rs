@@ -40,7 +40,7 @@ pub struct ConfigIssue {
 
 impl ConfigIssue {
     /// An issue about one key, not yet located.
-    pub fn at_key(key: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
+    pub(crate) fn at_key(key: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
         ConfigIssue {
             key: Some(key.into()),
             location: None,
@@ -49,7 +49,7 @@ impl ConfigIssue {
     }
 
     /// An issue about the file as a whole (unreadable, syntax).
-    pub fn general(message: impl Into<String>, location: Option<Location>) -> ConfigIssue {
+    pub(crate) fn general(message: impl Into<String>, location: Option<Location>) -> ConfigIssue {
         ConfigIssue {
             key: None,
             location,
@@ -85,13 +85,14 @@ impl ConfigErrors {
     }
 
     /// Records which file the issues are about.
-    pub fn in_file(mut self, file: Option<PathBuf>) -> ConfigErrors {
+    pub(crate) fn in_file(mut self, file: Option<PathBuf>) -> ConfigErrors {
         self.file = file;
         self
     }
 
+    #[cfg(test)]
     /// True when some issue is about `key` exactly.
-    pub fn mentions(&self, key: &str) -> bool {
+    pub(crate) fn mentions(&self, key: &str) -> bool {
         self.issues.iter().any(|i| i.key.as_deref() == Some(key))
     }
 }

@@ -9,10 +9,11 @@ mod error;
 mod load;
 pub mod sections;
 mod spans;
-mod url;
 mod validate;
 pub mod warnings;
 
+pub use crate::device::parse_pwm_output;
+pub use crate::mqtt::url::{BrokerUrl, redact_url};
 pub use builtin::{BUILTIN_ROUTINES_TOML, builtin_routines};
 pub use check::{CheckReport, check_config, check_config_with_env};
 pub use device_id::{
@@ -22,6 +23,5 @@ pub use embedded_broker::{BrokerAccess, BrokerCredentials, EmbeddedBrokerSection
 pub use error::{ConfigErrors, ConfigIssue, Location};
 pub use load::{DEFAULT_CONFIG_PATH, ENV_PREFIX, config_path, process_env};
 pub use sections::*;
-pub use url::{BrokerUrl, redact_url};
-pub use validate::{MAX_CHANNEL_SLOT, parse_pwm_output};
+pub use validate::MAX_CHANNEL_SLOT;
 pub use warnings::ConfigWarning;

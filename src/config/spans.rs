@@ -99,7 +99,7 @@ impl SpanIndex {
     }
 
     /// The innermost key whose key or value covers `offset`.
-    pub fn key_at(&self, offset: usize) -> Option<&str> {
+    pub(crate) fn key_at(&self, offset: usize) -> Option<&str> {
         self.entries
             .iter()
             .filter(|e| e.key.contains(&offset) || e.value.contains(&offset))

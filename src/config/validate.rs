@@ -4,10 +4,11 @@ use super::builtin::builtin_routines;
 use super::device_id::is_valid_device_id;
 use super::error::{ConfigErrors, ConfigIssue};
 use super::sections::Config;
-use super::url::BrokerUrl;
 use crate::core::Routine;
 use crate::core::limits;
 use crate::core::routine::{RoutineError, validate_library};
+use crate::device::DeviceError;
+use crate::mqtt::url::BrokerUrl;
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
@@ -134,43 +135,15 @@ impl Config {
         if let Some(heat) = driver.heat_channel {
             claim_slot(issues, &mut owners, heat, "driver.heat_channel");
         }
-        let pwm = &driver.pwm;
-        check_range(
-            issues,
-            "driver.pwm.frequency_hz",
-            pwm.frequency_hz,
-            1..=1_000_000,
-        );
-        for (i, output) in pwm.outputs.iter().enumerate() {
-            if parse_pwm_output(output).is_none() {
-                issues.push(ConfigIssue::at_key(
-                    format!("driver.pwm.outputs[{i}]"),
-                    format!("'{output}' is not CHIP:CHANNEL, e.g. \"0:1\""),
-                ));
+        for problem in driver
+            .pwm
+            .problems()
+            .into_iter()
+            .chain(driver.serial.problems())
+        {
+            if let DeviceError::Config { key, problem } = problem {
+                issues.push(ConfigIssue::at_key(key, problem));
             }
-        }
-        let serial = &driver.serial;
-        check_range(issues, "driver.serial.baud", serial.baud, 1..=u32::MAX);
-        check_range(
-            issues,
-            "driver.serial.heartbeat_ms",
-            serial.heartbeat_ms,
-            1..=u32::MAX,
-        );
-        check_range(
-            issues,
-            "driver.serial.ack_timeout_ms",
-            serial.ack_timeout_ms,
-            1..=u32::MAX,
-        );
-        if serial.heartbeat_ms >= serial.heartbeat_timeout_ms {
-            issues.push(ConfigIssue::at_key(
-                "driver.serial.heartbeat_timeout_ms",
-                format!(
-                    "{} must be longer than heartbeat_ms = {}, or the microcontroller stops between heartbeats",
-                    serial.heartbeat_timeout_ms, serial.heartbeat_ms
-                ),
-            ));
         }
     }
 
@@ -211,12 +184,6 @@ impl Config {
             0..=60_000,
         );
     }
-}
-
-/// Parses a PWM output `"CHIP:CHANNEL"`.
-pub fn parse_pwm_output(text: &str) -> Option<(u32, u32)> {
-    let (chip, channel) = text.split_once(':')?;
-    Some((chip.trim().parse().ok()?, channel.trim().parse().ok()?))
 }
 
 /// Longest manufacturer, model or serial number shown on Home Assistant's device page.
@@ -522,6 +489,7 @@ mod tests {
 
     #[test]
     fn pwm_outputs_must_be_chip_colon_channel() {
+        use crate::device::parse_pwm_output;
         assert_eq!(parse_pwm_output("0:3"), Some((0, 3)));
         assert_eq!(parse_pwm_output("3"), None);
         assert_eq!(parse_pwm_output("a:b"), None);

@@ -3,7 +3,7 @@
 //! and listed by `check-config`; never an error.
 
 use super::sections::Config;
-use super::url::BrokerUrl;
+use crate::mqtt::url::BrokerUrl;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ impl fmt::Display for ConfigWarning {
 
 /// Every warning for `config`, read from `file` (`None`: built-in defaults). Reads the
 /// permissions of the config file and of the password files it names.
-pub fn config_warnings(config: &Config, file: Option<&Path>) -> Vec<ConfigWarning> {
+pub(crate) fn config_warnings(config: &Config, file: Option<&Path>) -> Vec<ConfigWarning> {
     let mut warnings = Vec::new();
     warnings.extend(clear_text_password(config));
     if let Some(file) = file {
@@ -77,7 +77,7 @@ pub fn log_warnings(config: &Config, file: Option<&Path>) {
 
 /// [`ConfigWarning::ClearTextPassword`] when `mqtt.url` is `mqtt://` to another host and a
 /// password is configured (in the URL, `mqtt.password` or `mqtt.password_file`).
-pub fn clear_text_password(config: &Config) -> Option<ConfigWarning> {
+pub(crate) fn clear_text_password(config: &Config) -> Option<ConfigWarning> {
     let url = BrokerUrl::parse(&config.mqtt.url).ok()?;
     let has_password = url.password.is_some()
         || config.mqtt.password.is_some()
@@ -94,7 +94,7 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// Whether configuration text writes a password itself: `mqtt.password`,
 /// `embedded_broker.password`, or a password in `mqtt.url`.
-pub fn file_holds_password(text: &str) -> bool {
+pub(crate) fn file_holds_password(text: &str) -> bool {
     let Ok(table) = text.parse::<toml::Table>() else {
         return false;
     };

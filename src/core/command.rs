@@ -22,7 +22,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for parsers and docs.
-    pub const ALL: [Action; 6] = [
+    pub(crate) const ALL: [Action; 6] = [
         Action::Start,
         Action::Stop,
         Action::Pause,

@@ -31,7 +31,7 @@ fn days_in_month(year: i32, month: u8) -> u8 {
 
 impl Date {
     /// 1970-01-01.
-    pub const EPOCH: Date = Date {
+    pub(crate) const EPOCH: Date = Date {
         year: 1970,
         month: 1,
         day: 1,
@@ -47,7 +47,7 @@ impl Date {
     }
 
     /// Days since 1970-01-01 (negative before).
-    pub fn days_since_epoch(self) -> i64 {
+    pub(crate) fn days_since_epoch(self) -> i64 {
         // Shift the year so it starts in March: the leap day is then the last day.
         let y = i64::from(self.year) - i64::from(self.month <= 2);
         let era = y.div_euclid(400);
@@ -77,7 +77,7 @@ impl Date {
     }
 
     /// Whole days from `self` to `other` (positive when `other` is later).
-    pub fn days_until(self, other: Date) -> i64 {
+    pub(crate) fn days_until(self, other: Date) -> i64 {
         other.days_since_epoch() - self.days_since_epoch()
     }
 }

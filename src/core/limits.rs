@@ -8,20 +8,20 @@ use std::ops::RangeInclusive;
 /// Frames per second while running (`engine.frame_hz`).
 pub const FRAME_HZ: RangeInclusive<u32> = 1..=200;
 /// Soft start, soft stop and intensity ramp in milliseconds (`engine.ramp_ms`).
-pub const RAMP_MS: RangeInclusive<u32> = 0..=60_000;
+pub(crate) const RAMP_MS: RangeInclusive<u32> = 0..=60_000;
 /// A channel level cap in permille (`safety.max_level`, `safety.heat_level`).
-pub const LEVEL: RangeInclusive<u16> = 0..=LEVEL_MAX;
+pub(crate) const LEVEL: RangeInclusive<u16> = 0..=LEVEL_MAX;
 /// The session length cap in minutes (`safety.max_session_minutes`).
-pub const MAX_SESSION_MINUTES: RangeInclusive<u32> = 1..=240;
+pub(crate) const MAX_SESSION_MINUTES: RangeInclusive<u32> = 1..=240;
 /// The continuous heat cap in minutes (`safety.max_heat_minutes`).
-pub const MAX_HEAT_MINUTES: RangeInclusive<u32> = 1..=120;
+pub(crate) const MAX_HEAT_MINUTES: RangeInclusive<u32> = 1..=120;
 /// Days before the relaxer date on which starts are refused (`guard.days_before`).
-pub const GUARD_DAYS_BEFORE: RangeInclusive<u32> = 0..=365;
+pub(crate) const GUARD_DAYS_BEFORE: RangeInclusive<u32> = 0..=365;
 /// The user's level in percent (setting and command `intensity`).
-pub const INTENSITY: RangeInclusive<u32> = 1..=100;
+pub(crate) const INTENSITY: RangeInclusive<u32> = 1..=100;
 
 /// A session length in minutes under the configured cap (setting and command `minutes`).
-pub fn session_minutes(max_session_minutes: u32) -> RangeInclusive<u32> {
+pub(crate) fn session_minutes(max_session_minutes: u32) -> RangeInclusive<u32> {
     1..=max_session_minutes
 }
 

@@ -30,7 +30,7 @@ impl SessionState {
     }
 
     /// Every state, for discovery options.
-    pub const ALL: [SessionState; 4] = [
+    pub(crate) const ALL: [SessionState; 4] = [
         SessionState::Idle,
         SessionState::Running,
         SessionState::Paused,
@@ -195,7 +195,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for Home Assistant `event_types`.
-    pub const ALL: [EventKind; 9] = [
+    pub(crate) const ALL: [EventKind; 9] = [
         EventKind::Started,
         EventKind::Step,
         EventKind::Paused,
@@ -262,7 +262,7 @@ impl Event {
     }
 
     /// The same event with the step it concerns.
-    pub fn with_step(self, label: impl Into<String>, index: usize) -> Event {
+    pub(crate) fn with_step(self, label: impl Into<String>, index: usize) -> Event {
         Event {
             step: Some(label.into()),
             step_index: Some(index),
@@ -271,7 +271,7 @@ impl Event {
     }
 
     /// The same event with a reason.
-    pub fn with_reason(self, reason: Reason) -> Event {
+    pub(crate) fn with_reason(self, reason: Reason) -> Event {
         Event {
             reason: Some(reason),
             ..self

@@ -22,7 +22,7 @@ pub enum Zone {
 
 impl Zone {
     /// Every zone, in the order hairline-to-neck sequences use.
-    pub const ALL: [Zone; 5] = [
+    pub(crate) const ALL: [Zone; 5] = [
         Zone::Temples,
         Zone::Hairline,
         Zone::Crown,
@@ -137,11 +137,11 @@ pub struct Routine {
 }
 
 /// Longest allowed step; keeps all time arithmetic far from overflow.
-pub const MAX_STEP_SECONDS: u32 = 3600;
+pub(crate) const MAX_STEP_SECONDS: u32 = 3600;
 /// Most steps a routine may have.
-pub const MAX_STEPS: usize = 64;
+pub(crate) const MAX_STEPS: usize = 64;
 /// Fastest allowed tempo in cycles per minute.
-pub const MAX_TEMPO: u16 = 240;
+pub(crate) const MAX_TEMPO: u16 = 240;
 
 /// Why a routine is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,7 +184,7 @@ pub enum RoutineError {
 }
 
 /// True when `s` is non-empty kebab-case: `[a-z0-9]+(-[a-z0-9]+)*`.
-pub fn is_kebab_case(s: &str) -> bool {
+pub(crate) fn is_kebab_case(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && !s.starts_with('-')
@@ -277,7 +277,7 @@ pub fn find_routine(routines: &[Routine], name: &str) -> Option<usize> {
 }
 
 /// Checks a whole library: each routine valid, ids and names unique.
-pub fn validate_library(routines: &[Routine]) -> Result<(), RoutineError> {
+pub(crate) fn validate_library(routines: &[Routine]) -> Result<(), RoutineError> {
     for (i, routine) in routines.iter().enumerate() {
         routine.validate()?;
         for other in &routines[..i] {

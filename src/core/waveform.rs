@@ -5,10 +5,10 @@
 use super::routine::Technique;
 
 /// One full cycle in phase units.
-pub const PHASE_ONE: u32 = 1 << 16;
+pub(crate) const PHASE_ONE: u32 = 1 << 16;
 
 /// Smoothstep `3x² - 2x³` on permille: eases in and out with zero slope at both ends.
-pub fn smoothstep(x: u32) -> u32 {
+pub(crate) fn smoothstep(x: u32) -> u32 {
     let x = u64::from(x.min(1000));
     let y = (3 * x * x * 1000 - 2 * x * x * x) / 1_000_000;
     // y <= 1000 because x <= 1000.
@@ -16,7 +16,7 @@ pub fn smoothstep(x: u32) -> u32 {
 }
 
 /// A smooth periodic bump: 0 at phase 0, 1000 at half a cycle, back to 0.
-pub fn bump(phase: u32) -> u32 {
+pub(crate) fn bump(phase: u32) -> u32 {
     let p = phase % PHASE_ONE;
     let half = PHASE_ONE / 2;
     let rising = if p < half { p } else { PHASE_ONE - p };
@@ -45,7 +45,7 @@ fn press(phase: u32) -> u32 {
 /// Level (permille) of one channel of a non-sweep technique.
 ///
 /// `index` and `count` place the channel among the zone's channels.
-pub fn zone_level(technique: Technique, phase: u32, index: usize, count: usize) -> u32 {
+pub(crate) fn zone_level(technique: Technique, phase: u32, index: usize, count: usize) -> u32 {
     match technique {
         // A floor keeps contact while the peak travels around the zone.
         Technique::Circles => 200 + bump(offset(phase, index, count)) * 800 / 1000,

@@ -4,7 +4,7 @@ use crate::core::Date;
 use std::time::Duration;
 
 /// Today's date in the system's time zone (UTC if the zone cannot be read).
-pub fn local_today() -> Date {
+pub(crate) fn local_today() -> Date {
     let now = jiff::Zoned::now();
     let date = now.date();
     // jiff dates are always valid calendar dates within years -9999..=9999.
@@ -17,7 +17,7 @@ pub fn local_today() -> Date {
 }
 
 /// Time until the next local midnight (at least one second, to avoid a busy loop at the edge).
-pub fn until_next_midnight() -> Duration {
+pub(crate) fn until_next_midnight() -> Duration {
     let now = jiff::Zoned::now();
     let next = now
         .tomorrow()

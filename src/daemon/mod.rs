@@ -3,6 +3,7 @@
 //! executes the actions it returns.
 
 pub mod calendar;
+mod link_options;
 mod saver;
 mod signals;
 
@@ -11,7 +12,7 @@ use crate::core::{Engine, EngineConfig, Routine};
 use crate::device::DeviceError;
 use crate::device::front::{self, DeviceReport, Front};
 use crate::mqtt::discovery::{DiscoveryInfo, discovery_payload};
-use crate::mqtt::link::{Events, LastWill, Link, LinkEvent, LinkOptions, Publisher};
+use crate::mqtt::link::{Events, LastWill, LinkEvent, LinkOptions, Publisher, start_link};
 use crate::mqtt::render::WallClock;
 use crate::mqtt::routine_image::PictureKey;
 use crate::mqtt::topics::{PAYLOAD_OFFLINE, Topics};
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
+pub use link_options::link_options_from_config;
 pub use signals::shutdown_signal;
 
 /// Why the daemon could not start or stopped abnormally.
@@ -156,7 +158,7 @@ pub async fn run_until(
         calendar::local_today(),
         calendar::until_next_midnight(),
     );
-    let (publisher, events) = Link::start(link_options);
+    let (publisher, events) = start_link(link_options);
     let (pictures_done, pictures) = mpsc::channel(2);
     let shell = Shell {
         pictures: Pictures {
@@ -193,8 +195,7 @@ fn link_options(
     } else {
         config.mqtt.client_id.clone()
     };
-    let mut link = config
-        .mqtt_link_options(client_id)
+    let mut link = link_options_from_config(config, client_id)
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     if let Some((host, port)) = &options.broker_override {
         // The embedded broker listens in plain TCP on loopback.

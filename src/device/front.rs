@@ -8,7 +8,7 @@
 //! the service even hears of it.
 
 use super::{DeviceError, Driver};
-use crate::config::{DriverKind, DriverSection};
+use super::{DriverKind, DriverSection};
 use crate::core::Frame;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -74,7 +74,7 @@ pub struct Front {
 }
 
 /// How often the loop must ask for a serial heartbeat; `None` for backends without one.
-pub fn heartbeat_interval(section: &DriverSection) -> Option<Duration> {
+pub(crate) fn heartbeat_interval(section: &DriverSection) -> Option<Duration> {
     (section.kind == DriverKind::Serial)
         .then(|| Duration::from_millis(section.serial.heartbeat_ms.into()))
 }

@@ -6,15 +6,20 @@
 pub mod front;
 pub mod protocol;
 pub mod pwm;
+mod pwm_settings;
 pub mod serial;
+mod serial_settings;
+pub mod settings;
 pub mod sim;
 
 pub use pwm::PwmDriver;
+pub use pwm_settings::{PwmSection, parse_pwm_output};
 pub use serial::SerialDriver;
+pub use serial_settings::SerialSection;
 pub use sim::SimDriver;
 
-use crate::config::{DriverKind, DriverSection};
-use crate::core::Frame;
+use crate::core::{Frame, LEVEL_MAX};
+pub use settings::{DriverKind, DriverSection};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -205,8 +210,22 @@ impl Driver {
         }
     }
 
-    /// Sets every channel to the frame's level.
+    /// Sets every channel to the frame's level, clamped to `0..=LEVEL_MAX` here, once, for
+    /// every backend.
     pub async fn write(&mut self, frame: &Frame) -> Result<(), DeviceError> {
+        let clamped;
+        let frame = if frame.levels.iter().any(|&level| level > LEVEL_MAX) {
+            clamped = Frame {
+                levels: frame
+                    .levels
+                    .iter()
+                    .map(|&level| level.min(LEVEL_MAX))
+                    .collect(),
+            };
+            &clamped
+        } else {
+            frame
+        };
         match self {
             Driver::Sim(d) => d.write(frame),
             Driver::Pwm(d) => d.write(frame),

@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 
 /// Protocol version announced in `HELLO` and expected back.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
 
 /// Longest line, terminator excluded, that either side must accept.
-pub const MAX_LINE: usize = 256;
+pub(crate) const MAX_LINE: usize = 256;
 
 /// CRC-8 (polynomial 0x07, initial value 0, no reflection, no final xor; "CRC-8/SMBUS").
 pub fn crc8(bytes: &[u8]) -> u8 {
@@ -114,7 +114,7 @@ fn seal(body: &str) -> String {
 }
 
 /// Encodes a host line, with checksum and the terminating newline.
-pub fn encode_host(line: &HostLine) -> String {
+pub(crate) fn encode_host(line: &HostLine) -> String {
     let body = match line {
         HostLine::Hello {
             seq,
@@ -138,8 +138,9 @@ pub fn encode_host(line: &HostLine) -> String {
     seal(&body)
 }
 
+#[cfg(test)]
 /// Encodes a reply, with checksum and the terminating newline (for microcontroller emulators).
-pub fn encode_reply(reply: &Reply) -> String {
+pub(crate) fn encode_reply(reply: &Reply) -> String {
     let body = match reply {
         Reply::Ok { seq, info } if info.is_empty() => format!("OK {seq}"),
         Reply::Ok { seq, info } => format!("OK {seq} {info}"),
@@ -176,7 +177,7 @@ fn parse_seq(word: Option<&str>) -> Result<u32, DecodeError> {
 }
 
 /// Decodes a reply line (terminator removed).
-pub fn decode_reply(line: &str) -> Result<Reply, DecodeError> {
+pub(crate) fn decode_reply(line: &str) -> Result<Reply, DecodeError> {
     let body = unseal(line)?;
     let (word, rest) = body.split_once(' ').unwrap_or((body, ""));
     let (seq_word, tail) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -197,8 +198,9 @@ pub fn decode_reply(line: &str) -> Result<Reply, DecodeError> {
     }
 }
 
+#[cfg(test)]
 /// Decodes a host line (terminator removed), as a microcontroller would.
-pub fn decode_host(line: &str) -> Result<HostLine, DecodeError> {
+pub(crate) fn decode_host(line: &str) -> Result<HostLine, DecodeError> {
     let body = unseal(line)?;
     let mut words = body.split(' ');
     let kind = words.next().unwrap_or("");
@@ -245,7 +247,7 @@ pub fn decode_host(line: &str) -> Result<HostLine, DecodeError> {
 }
 
 /// True when `seq` comes after `last` in serial-number arithmetic (so the counter may wrap).
-pub fn seq_after(seq: u32, last: u32) -> bool {
+pub(crate) fn seq_after(seq: u32, last: u32) -> bool {
     let diff = seq.wrapping_sub(last);
     diff != 0 && diff < 0x8000_0000
 }

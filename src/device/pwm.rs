@@ -10,8 +10,9 @@
 //! Every write is logged at trace level with the file and the value, which is how the
 //! order of writes can be checked on a real board.
 
+use super::PwmSection;
+use super::pwm_settings::parse_output;
 use super::{DeviceError, check_frame};
-use crate::config::{PwmSection, parse_pwm_output};
 use crate::core::{Frame, LEVEL_MAX};
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -25,14 +26,14 @@ const EXPORT_POLL: Duration = Duration::from_millis(5);
 
 /// One PWM output: a channel of a chip.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Output {
+struct PwmChannel {
     chip: u32,
     channel: u32,
     chip_dir: PathBuf,
     dir: PathBuf,
 }
 
-impl Output {
+impl PwmChannel {
     fn attr(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -41,7 +42,7 @@ impl Output {
 /// Drives one PWM output per frame slot through sysfs.
 #[derive(Debug)]
 pub struct PwmDriver {
-    outputs: Vec<Output>,
+    outputs: Vec<PwmChannel>,
     period_ns: u64,
     /// Last level written per slot; `None` forces the next write.
     written: Vec<Option<u16>>,
@@ -49,7 +50,7 @@ pub struct PwmDriver {
 }
 
 /// The output of every slot: `outputs[n]` when given, else `{chip}:{n}`.
-fn plan_outputs(section: &PwmSection, slots: usize) -> Result<Vec<Output>, DeviceError> {
+fn plan_outputs(section: &PwmSection, slots: usize) -> Result<Vec<PwmChannel>, DeviceError> {
     if section.outputs.len() > slots {
         return Err(DeviceError::Config {
             key: "driver.pwm.outputs".into(),
@@ -59,13 +60,10 @@ fn plan_outputs(section: &PwmSection, slots: usize) -> Result<Vec<Output>, Devic
             ),
         });
     }
-    let mut outputs: Vec<Output> = Vec::with_capacity(slots);
+    let mut outputs: Vec<PwmChannel> = Vec::with_capacity(slots);
     for slot in 0..slots {
         let (chip, channel) = match section.outputs.get(slot) {
-            Some(text) => parse_pwm_output(text).ok_or_else(|| DeviceError::Config {
-                key: format!("driver.pwm.outputs[{slot}]"),
-                problem: format!("'{text}' is not CHIP:CHANNEL (e.g. \"0:1\")"),
-            })?,
+            Some(text) => parse_output(slot, text)?,
             None => (
                 section.chip,
                 u32::try_from(slot).map_err(|_| DeviceError::Config {
@@ -85,7 +83,7 @@ fn plan_outputs(section: &PwmSection, slots: usize) -> Result<Vec<Output>, Devic
         }
         let chip_dir = section.sysfs_root.join(format!("pwmchip{chip}"));
         let dir = chip_dir.join(format!("pwm{channel}"));
-        outputs.push(Output {
+        outputs.push(PwmChannel {
             chip,
             channel,
             chip_dir,
@@ -170,11 +168,11 @@ impl PwmDriver {
         Ok(())
     }
 
-    /// Writes the duty cycle of every channel whose level changed.
+    /// Writes the duty cycle of every channel whose level changed; levels are in
+    /// `0..=LEVEL_MAX` ([`super::Driver::write`] clamps).
     pub fn write(&mut self, frame: &Frame) -> Result<(), DeviceError> {
         check_frame(frame, self.outputs.len())?;
         for (slot, &level) in frame.levels.iter().enumerate() {
-            let level = level.min(LEVEL_MAX);
             if self.written[slot] == Some(level) {
                 continue;
             }
@@ -239,7 +237,7 @@ impl PwmDriver {
 }
 
 /// Writes `normal` to `polarity` (the channel is disabled); a refusal names the channel.
-fn set_polarity_normal(output: &Output) -> Result<(), DeviceError> {
+fn set_polarity_normal(output: &PwmChannel) -> Result<(), DeviceError> {
     let path = output.attr("polarity");
     write_attr(&path, "normal").map_err(|error| match error {
         DeviceError::Io { path, source } => DeviceError::Polarity {
@@ -253,7 +251,7 @@ fn set_polarity_normal(output: &Output) -> Result<(), DeviceError> {
 }
 
 /// Writes `export` and waits (until `deadline`, at least one check) for the channel directory.
-fn export(output: &Output, deadline: Instant) -> Result<(), DeviceError> {
+fn export(output: &PwmChannel, deadline: Instant) -> Result<(), DeviceError> {
     if !output.chip_dir.is_dir() {
         return Err(DeviceError::ChipMissing {
             path: output.chip_dir.clone(),

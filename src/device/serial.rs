@@ -1,18 +1,19 @@
 //! Outputs on a microcontroller, driven over a serial line (docs/serial-protocol.md).
 //!
 //! A write and its acknowledgement are each bounded by `driver.serial.ack_timeout_ms`
-//! ([`check_timings`] keeps it below half of systemd's `WatchdogSec`; heartbeats come at
+//! ([`check_timings`](super::serial_settings::check_timings) keeps it below half of systemd's `WatchdogSec`; heartbeats come at
 //! least every 5 s). Every line waits for its `OK` before the call returns, so an error surfaces on the
 //! frame that caused it. A lost port (USB adapter unplugged) is dropped; `recover`
 //! opens the path again, which also works when the adapter comes back under a new
 //! device node behind the same udev symlink.
 
+use super::SerialSection;
 use super::protocol::{
     DecodeError, HostLine, MAX_LINE, PROTOCOL_VERSION, Reply, decode_reply, encode_host, seq_after,
 };
+pub use super::serial_settings::{MAX_HEARTBEAT_MS, check_timings};
 use super::{DeviceError, check_frame};
-use crate::config::SerialSection;
-use crate::core::{Frame, LEVEL_MAX};
+use crate::core::Frame;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,64 +21,6 @@ use tokio_serial::{ClearBuffer, SerialPort, SerialStream};
 
 /// How long the handshake may take: boards that reset when the port opens need a moment to boot.
 const HELLO_WAIT: Duration = Duration::from_secs(3);
-
-/// Upper bound of `driver.serial.heartbeat_ms`: a host silent for longer is presumed dead.
-pub const MAX_HEARTBEAT_MS: u32 = 5000;
-
-/// Checks the serial timings: all above 0, heartbeat at most [`MAX_HEARTBEAT_MS`] and below the
-/// microcontroller's timeout, and (under a systemd watchdog, `watchdog_half` = `WatchdogSec/2`,
-/// the interval the daemon pings at) the ack timeout below `WatchdogSec/2`, so that waiting for
-/// one acknowledgement can never cost a watchdog ping. A write waits at most the ack timeout.
-pub fn check_timings(
-    section: &SerialSection,
-    watchdog_half: Option<Duration>,
-) -> Result<(), DeviceError> {
-    let config = |key: &str, problem: String| DeviceError::Config {
-        key: key.into(),
-        problem,
-    };
-    for (key, value) in [
-        ("driver.serial.heartbeat_ms", section.heartbeat_ms),
-        ("driver.serial.ack_timeout_ms", section.ack_timeout_ms),
-    ] {
-        if value == 0 {
-            return Err(config(key, "must be greater than 0".into()));
-        }
-    }
-    if section.heartbeat_ms > MAX_HEARTBEAT_MS {
-        return Err(config(
-            "driver.serial.heartbeat_ms",
-            format!(
-                "{} is above the maximum of {MAX_HEARTBEAT_MS} ms: the microcontroller would keep \
-                 outputs on that long after the host died",
-                section.heartbeat_ms
-            ),
-        ));
-    }
-    if section.heartbeat_ms >= section.heartbeat_timeout_ms {
-        return Err(config(
-            "driver.serial.heartbeat_ms",
-            format!(
-                "{} must be below heartbeat_timeout_ms ({}), or the microcontroller stops between heartbeats",
-                section.heartbeat_ms, section.heartbeat_timeout_ms
-            ),
-        ));
-    }
-    if let Some(half) = watchdog_half {
-        if Duration::from_millis(u64::from(section.ack_timeout_ms)) >= half {
-            return Err(config(
-                "driver.serial.ack_timeout_ms",
-                format!(
-                    "{} ms must be below half of the unit's WatchdogSec ({} ms), or one slow \
-                     acknowledgement makes systemd kill the daemon",
-                    section.ack_timeout_ms,
-                    half.as_millis()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// A microcontroller speaking the massaged line protocol.
 #[derive(Debug)]
@@ -219,7 +162,7 @@ impl SerialDriver {
             while let Some(end) = self.inbox.iter().position(|&b| b == b'\n') {
                 let raw: Vec<u8> = self.inbox.drain(..=end).collect();
                 let text = String::from_utf8_lossy(&raw[..end]).into_owned();
-                if let Some(info) = self.judge(&text, seq, garbage)? {
+                if let Some(info) = self.check_reply(&text, seq, garbage)? {
                     return Ok(info);
                 }
             }
@@ -243,7 +186,12 @@ impl SerialDriver {
 
     /// Decides what one received line means while waiting for the reply to `seq`:
     /// `Some(info)` for its `OK`, `None` for a line to skip, an error otherwise.
-    fn judge(&self, text: &str, seq: u32, garbage: Garbage) -> Result<Option<String>, DeviceError> {
+    fn check_reply(
+        &self,
+        text: &str,
+        seq: u32,
+        garbage: Garbage,
+    ) -> Result<Option<String>, DeviceError> {
         let trimmed = text.trim_end_matches('\r');
         // Blank lines and `#` comments are the firmware's debug output.
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -291,10 +239,11 @@ impl SerialDriver {
         }
     }
 
-    /// Sends the frame and waits for the acknowledgement.
+    /// Sends the frame and waits for the acknowledgement; levels are in `0..=LEVEL_MAX`
+    /// ([`super::Driver::write`] clamps).
     pub async fn write(&mut self, frame: &Frame) -> Result<(), DeviceError> {
         check_frame(frame, self.slots)?;
-        let levels = frame.levels.iter().map(|&l| l.min(LEVEL_MAX)).collect();
+        let levels = frame.levels.clone();
         let line = HostLine::Frame {
             seq: self.next_seq(),
             levels,

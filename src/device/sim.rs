@@ -1,7 +1,7 @@
 //! Simulated outputs: frames go to the log and, optionally, to a CSV recording.
 
+use super::DriverSection;
 use super::{DeviceError, check_frame};
-use crate::config::DriverSection;
 use crate::core::{ChannelMap, Frame};
 use crate::timeline::channel_names;
 use std::fs::File;
@@ -29,7 +29,7 @@ pub struct SimDriver {
 /// Recording column names for `section`'s channel map, the same names as `simulate --format
 /// csv` ([`crate::timeline::channel_names`]); `chN` for every slot when the map is unusable
 /// (the config check reports that before a driver opens).
-pub fn column_names(section: &DriverSection, slots: usize) -> Vec<String> {
+pub(crate) fn column_names(section: &DriverSection, slots: usize) -> Vec<String> {
     let zone = |list: &[u16]| list.iter().map(|&slot| usize::from(slot)).collect();
     let channels = &section.channels;
     let map = ChannelMap::new(
@@ -58,7 +58,10 @@ impl SimDriver {
 
     /// Starts a simulated device with one channel per name; `record` is created (truncated)
     /// with the names as its header.
-    pub fn open_named(record: Option<&Path>, names: &[String]) -> Result<SimDriver, DeviceError> {
+    pub(crate) fn open_named(
+        record: Option<&Path>,
+        names: &[String],
+    ) -> Result<SimDriver, DeviceError> {
         let slots = names.len();
         let recording = match record {
             None => None,

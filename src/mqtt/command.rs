@@ -4,7 +4,7 @@ use crate::core::{Action, Command, Date, RejectCode, Rejection};
 use serde_json::{Map, Value};
 
 /// Longest accepted command `id`, in characters (digits for a numeric id).
-pub const MAX_ID_CHARS: usize = 64;
+pub(crate) const MAX_ID_CHARS: usize = 64;
 
 /// Longest field name or value echoed back in a rejection message, in characters.
 const MAX_ECHO_CHARS: usize = 40;
@@ -158,7 +158,7 @@ pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<ParsedCommand, 
 /// Whether `payload` is a stop as [`parse_command`] reads it (size aside): the bare word, or
 /// a complete JSON object with `"action": "stop"`. Linear in the payload, allocation-free for
 /// plain keys, so the link can route stops ahead of its queue.
-pub fn is_stop(payload: &[u8]) -> bool {
+pub(crate) fn is_stop(payload: &[u8]) -> bool {
     if let Ok(text) = std::str::from_utf8(payload) {
         let word = text.trim();
         let word = word
@@ -183,7 +183,7 @@ pub fn is_stop(payload: &[u8]) -> bool {
 
 /// The `id` of a JSON command when it can be read, even from a payload that is refused: a
 /// truncated prefix, invalid JSON, a number JSON cannot hold in another field.
-pub fn peek_id(payload: &[u8]) -> Option<CommandId> {
+pub(crate) fn peek_id(payload: &[u8]) -> Option<CommandId> {
     read_id(payload).and_then(Result::ok)
 }
 

@@ -11,9 +11,9 @@ use serde_json::{Map, Value, json};
 use super::routine_image::{CONTENT_TYPE, image_topic};
 
 /// Origin name shown in Home Assistant (the software that publishes the device).
-pub const ORIGIN_NAME: &str = "massaged";
+pub(crate) const ORIGIN_NAME: &str = "massaged";
 /// Default model shown on Home Assistant's device page.
-pub const MODEL: &str = "Scalp massage headrest";
+pub(crate) const MODEL: &str = "Scalp massage headrest";
 
 /// What the discovery payload needs to know about the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +64,9 @@ impl DiscoveryInfo {
     }
 }
 
+#[cfg(test)]
 /// Component keys, in the order of the contract's entity table.
-pub const COMPONENT_KEYS: [&str; 24] = [
+pub(crate) const COMPONENT_KEYS: [&str; 24] = [
     "routine",
     "intensity",
     "minutes",
@@ -149,7 +150,7 @@ pub fn discovery_payload(info: &DiscoveryInfo) -> String {
 }
 
 /// The device discovery payload as a JSON value.
-pub fn discovery_value(info: &DiscoveryInfo) -> Value {
+pub(crate) fn discovery_value(info: &DiscoveryInfo) -> Value {
     let topics = &info.topics;
     let mut cmps = Map::new();
     let mut add = |key: &str, platform: &str, name: &str, icon: &str, extra: Value| {
@@ -482,13 +483,13 @@ pub fn discovery_value(info: &DiscoveryInfo) -> Value {
     })
 }
 
-/// What to publish, retained and empty, to remove the device from Home Assistant and clear the
-/// retained state and availability (discovery first, so entities go before they turn unavailable).
-pub fn forget_payloads(topics: &Topics) -> [(&str, &'static [u8]); 3] {
+/// The retained topics to clear (publish empty) to remove the device from Home Assistant and
+/// clear its state and availability (discovery first, so entities go before they turn unavailable).
+pub fn forget_topics(topics: &Topics) -> [&str; 3] {
     [
-        (topics.discovery_config.as_str(), b""),
-        (topics.state.as_str(), b""),
-        (topics.availability.as_str(), b""),
+        topics.discovery_config.as_str(),
+        topics.state.as_str(),
+        topics.availability.as_str(),
     ]
 }
 
@@ -690,15 +691,13 @@ mod tests {
     #[test]
     fn forgetting_clears_discovery_state_and_availability() {
         let topics = Topics::new("massaged", "den-pi", "homeassistant");
-        let forget = forget_payloads(&topics);
         assert_eq!(
-            forget.map(|(topic, _)| topic),
+            forget_topics(&topics),
             [
                 "homeassistant/device/den-pi/config",
                 "massaged/den-pi/state",
                 "massaged/den-pi/availability"
             ]
         );
-        assert!(forget.iter().all(|(_, payload)| payload.is_empty()));
     }
 }

@@ -20,7 +20,7 @@ impl LastMessage {
     }
 
     /// A command was refused; returns whether the message changed (then republish the state).
-    pub fn on_rejected(&mut self, rejection: &Rejection) -> bool {
+    pub(crate) fn on_rejected(&mut self, rejection: &Rejection) -> bool {
         let message: String = rejection.message.chars().take(MAX_CHARS).collect();
         if self.message.as_deref() == Some(message.as_str()) {
             return false;
@@ -30,7 +30,7 @@ impl LastMessage {
     }
 
     /// A command was accepted; returns whether a message was cleared.
-    pub fn on_accepted(&mut self) -> bool {
+    pub(crate) fn on_accepted(&mut self) -> bool {
         self.message.take().is_some()
     }
 }

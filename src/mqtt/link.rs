@@ -31,7 +31,7 @@
 use super::command::{CommandId, is_stop, peek_id};
 use super::outbox::{Delivery, Message, Outbox};
 use super::tls::{self, TlsFiles};
-use crate::config::BrokerUrl;
+use super::url::BrokerUrl;
 use crate::logging::LogThrottle;
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{
@@ -53,7 +53,7 @@ use tokio::time::Instant;
 /// properties, and commands somewhat over the limit, so they arrive and are answered
 /// `too_large` instead of being dropped unseen by the broker). The outgoing limit is the
 /// broker's, announced in its CONNACK.
-pub const PACKET_HEADROOM: usize = 64 * 1024;
+pub(crate) const PACKET_HEADROOM: usize = 64 * 1024;
 /// Ids of shed commands kept for `overloaded` answers; beyond this only the count grows.
 const MAX_SHED_IDS: usize = 1024;
 /// Stops and connection events waiting for the consumer before the poll task waits too.
@@ -132,7 +132,7 @@ pub struct LastWill {
     pub retain: bool,
 }
 
-/// Connection settings of a [`Link`].
+/// Connection settings for [`start_link`].
 ///
 /// `Debug` is written by hand so the password never reaches a log.
 #[derive(Clone, PartialEq, Eq)]
@@ -189,7 +189,7 @@ impl LinkOptions {
 
     /// Options for a parsed broker URL: host, port, the credentials written in it, and TLS
     /// with the system CA store for `mqtts://` (set [`LinkOptions::tls`] files to change that).
-    pub fn from_broker_url(url: &BrokerUrl, client_id: impl Into<String>) -> Self {
+    pub(crate) fn from_broker_url(url: &BrokerUrl, client_id: impl Into<String>) -> Self {
         let mut options = LinkOptions::new(url.host.clone(), url.port, client_id);
         options.username = url.username.clone();
         options.password = url.password.clone();
@@ -198,7 +198,7 @@ impl LinkOptions {
     }
 
     /// The largest packet announced in CONNECT: the payload limit plus headroom.
-    pub fn max_packet_size(&self) -> u32 {
+    pub(crate) fn max_packet_size(&self) -> u32 {
         u32::try_from(self.max_payload_bytes.saturating_add(PACKET_HEADROOM)).unwrap_or(u32::MAX)
     }
 
@@ -280,14 +280,14 @@ impl Backoff {
     }
 
     /// Upper bound of the next delay.
-    pub fn ceiling(&self) -> Duration {
+    pub(crate) fn ceiling(&self) -> Duration {
         // 2^31 times anything sensible already exceeds any cap; saturating keeps it total.
         let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
         self.min.saturating_mul(factor).min(self.max)
     }
 
     /// Next delay, drawn with `rng`; raises the ceiling for the one after.
-    pub fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
+    pub(crate) fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
         let ceiling = self.ceiling();
         let spread = ceiling.saturating_sub(self.min);
         let spread_nanos = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX);
@@ -297,7 +297,7 @@ impl Backoff {
     }
 
     /// Back to the smallest ceiling, after a connection that held.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }
@@ -537,57 +537,52 @@ impl Events {
     }
 }
 
-/// The MQTT connection task.
-pub struct Link;
+/// Connects: spawns the tasks that own the MQTT connection; must be called inside a tokio runtime.
+///
+/// The link ends after a requested [`Publisher::disconnect`], or when the [`Events`] are
+/// dropped (then without DISCONNECT, so the broker publishes the last will).
+pub fn start_link(options: LinkOptions) -> (Publisher, Events) {
+    let (client, eventloop) = AsyncClient::new(options.to_mqtt_options(), REQUEST_CAPACITY);
+    let shared = Arc::new(Shared::new());
 
-impl Link {
-    /// Spawns the tasks that own the connection; must be called inside a tokio runtime.
-    ///
-    /// The link ends after a requested [`Publisher::disconnect`], or when the [`Events`] are
-    /// dropped (then without DISCONNECT, so the broker publishes the last will).
-    pub fn start(options: LinkOptions) -> (Publisher, Events) {
-        let (client, eventloop) = AsyncClient::new(options.to_mqtt_options(), REQUEST_CAPACITY);
-        let shared = Arc::new(Shared::new());
-
-        let (priority_tx, priority_rx) = mpsc::channel(PRIORITY_CAPACITY);
-        let (queue_tx, queue_rx) = mpsc::channel(options.event_capacity.max(1));
-        let filters: Vec<Filter> = options
-            .subscriptions
-            .iter()
-            .map(|filter| subscription(filter))
-            .collect();
-        let backoff = Backoff::new(options.backoff_min, options.backoff_max);
-        let target = Target {
-            broker: format!("{}:{}", options.host, options.port),
-            tls: options.tls.clone(),
-        };
-        let (done_tx, done_rx) = oneshot::channel();
-        tokio::spawn(send_loop(client.clone(), shared.clone()));
-        tokio::spawn(report_loop(shared.clone(), done_rx));
-        tokio::spawn(poll_loop(
-            eventloop,
-            client,
-            filters,
-            backoff,
-            target,
-            Lanes {
-                priority: priority_tx,
-                queue: queue_tx,
-                shared: shared.clone(),
-                _done: done_tx,
-            },
-        ));
-        (
-            Publisher {
-                shared: shared.clone(),
-            },
-            Events {
-                priority: priority_rx,
-                queue: queue_rx,
-                shared,
-            },
-        )
-    }
+    let (priority_tx, priority_rx) = mpsc::channel(PRIORITY_CAPACITY);
+    let (queue_tx, queue_rx) = mpsc::channel(options.event_capacity.max(1));
+    let filters: Vec<Filter> = options
+        .subscriptions
+        .iter()
+        .map(|filter| subscription(filter))
+        .collect();
+    let backoff = Backoff::new(options.backoff_min, options.backoff_max);
+    let target = Target {
+        broker: format!("{}:{}", options.host, options.port),
+        tls: options.tls.clone(),
+    };
+    let (done_tx, done_rx) = oneshot::channel();
+    tokio::spawn(send_loop(client.clone(), shared.clone()));
+    tokio::spawn(report_loop(shared.clone(), done_rx));
+    tokio::spawn(poll_loop(
+        eventloop,
+        client,
+        filters,
+        backoff,
+        target,
+        Lanes {
+            priority: priority_tx,
+            queue: queue_tx,
+            shared: shared.clone(),
+            _done: done_tx,
+        },
+    ));
+    (
+        Publisher {
+            shared: shared.clone(),
+        },
+        Events {
+            priority: priority_rx,
+            queue: queue_rx,
+            shared,
+        },
+    )
 }
 
 /// Hands queued publishes to the event loop, one at a time, in outbox order; then, when asked

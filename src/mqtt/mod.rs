@@ -12,8 +12,9 @@ pub mod render;
 pub mod routine_image;
 pub mod tls;
 pub mod topics;
+pub mod url;
 
 pub use command::{CommandError, CommandId, ParsedCommand, parse_command};
-pub use discovery::{DiscoveryInfo, discovery_payload, forget_payloads};
+pub use discovery::{DiscoveryInfo, discovery_payload, forget_topics};
 pub use render::{WallClock, render_event, render_rejected, render_response, render_state};
 pub use topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};

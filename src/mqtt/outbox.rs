@@ -32,10 +32,10 @@ pub struct Message {
 }
 
 /// Bulk messages waiting beyond which critical and latest messages overtake them.
-pub const OVERLOAD_BACKLOG: usize = 16;
+pub(crate) const OVERLOAD_BACKLOG: usize = 16;
 
 /// Bulk messages allowed to wait before new ones are shed.
-pub const BULK_CAPACITY: usize = 256;
+pub(crate) const BULK_CAPACITY: usize = 256;
 
 /// The outgoing queue, in production order: latest-wins per topic (a superseding payload
 /// keeps its topic's place), critical never shed, bulk bounded and counted.
@@ -126,8 +126,9 @@ impl Outbox {
         self.critical.len() + self.latest.len() + self.bulk.len()
     }
 
+    #[cfg(test)]
     /// Bulk messages shed since the outbox was made.
-    pub fn shed_total(&self) -> u64 {
+    pub(crate) fn shed_total(&self) -> u64 {
         self.shed
     }
 }

@@ -22,7 +22,7 @@ impl WallClock {
     }
 
     /// The wall-clock time of `at`, or `None` when it is not representable.
-    pub fn system_time(&self, at: Instant) -> Option<SystemTime> {
+    pub(crate) fn system_time(&self, at: Instant) -> Option<SystemTime> {
         match at.checked_duration_since(self.instant) {
             Some(ahead) => self.system.checked_add(ahead),
             None => self.system.checked_sub(self.instant.duration_since(at)),
@@ -30,7 +30,7 @@ impl WallClock {
     }
 
     /// RFC 3339 UTC time of `at`, rounded to the second, e.g. `2026-11-25T20:15:00Z`.
-    pub fn rfc3339(&self, at: Instant) -> Option<String> {
+    pub(crate) fn rfc3339(&self, at: Instant) -> Option<String> {
         let system = self.system_time(at)?;
         let timestamp = jiff::Timestamp::try_from(system).ok()?;
         let rounded = timestamp.round(jiff::Unit::Second).ok()?;

@@ -9,13 +9,13 @@ use super::topics::Topics;
 use std::time::{Duration, Instant};
 
 /// MIME type of the published picture (the image entity's `content_type`).
-pub const CONTENT_TYPE: &str = "image/svg+xml";
+pub(crate) const CONTENT_TYPE: &str = "image/svg+xml";
 
 /// Shortest time between two pictures by default.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(2);
 
 /// `{root}/routine_image`: the retained picture of the selected routine.
-pub fn image_topic(topics: &Topics) -> String {
+pub(crate) fn image_topic(topics: &Topics) -> String {
     format!("{}/routine_image", topics.root)
 }
 
@@ -87,7 +87,7 @@ impl PictureSchedule {
     }
 
     /// The picture to publish now, if one is pending and the rate bound allows it.
-    pub fn poll_publish(&mut self, now: Instant) -> Option<PictureKey> {
+    pub(crate) fn poll_publish(&mut self, now: Instant) -> Option<PictureKey> {
         if !self.pending() {
             return None;
         }

@@ -52,7 +52,7 @@ pub enum TlsError {
 }
 
 /// Builds the rustls client configuration for `files` on the `ring` provider.
-pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
+pub(crate) fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
     let roots = root_store(files.ca_file.as_deref())?;
     let builder = ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()?

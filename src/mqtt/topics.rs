@@ -27,7 +27,7 @@ pub struct Topics {
 }
 
 impl Topics {
-    /// The topics for one device; the arguments are used as given (see `crate::config::sanitize_device_id`).
+    /// The topics for one device; the arguments are used as given (the configuration makes them safe first).
     pub fn new(base_topic: &str, device_id: &str, discovery_prefix: &str) -> Topics {
         let root = format!("{base_topic}/{device_id}");
         Topics {

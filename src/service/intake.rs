@@ -23,7 +23,7 @@ pub struct Parsed {
 
 impl Parsed {
     /// Whether it is a `stop` (never rate limited, answered as critical).
-    pub fn is_stop(&self) -> bool {
+    pub(crate) fn is_stop(&self) -> bool {
         self.command.action == Some(Action::Stop)
     }
 }
@@ -45,12 +45,12 @@ pub fn parse(payload: &[u8], max_bytes: usize) -> Result<Parsed, (Option<Command
 }
 
 /// The `rejected` event payload.
-pub fn rejected_payload(rejection: &Rejection, id: Option<&CommandId>) -> Vec<u8> {
+pub(crate) fn rejected_payload(rejection: &Rejection, id: Option<&CommandId>) -> Vec<u8> {
     render_rejected(rejection, id).into_bytes()
 }
 
 /// The `{root}/response` payload.
-pub fn response_payload(id: &CommandId, result: Result<(), &Rejection>) -> Vec<u8> {
+pub(crate) fn response_payload(id: &CommandId, result: Result<(), &Rejection>) -> Vec<u8> {
     render_response(id, result).into_bytes()
 }
 
@@ -69,7 +69,7 @@ impl RateLimit {
     }
 
     /// Whether `parsed` may go on at `now`; a stop always may and takes no token.
-    pub fn admit(&mut self, now: Instant, parsed: &Parsed) -> bool {
+    pub(crate) fn admit(&mut self, now: Instant, parsed: &Parsed) -> bool {
         parsed.is_stop() || self.bucket.allow(now)
     }
 }

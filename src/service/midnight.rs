@@ -24,7 +24,7 @@ impl Midnight {
     }
 
     /// True (once) when midnight passed; the calendar must then be read and `set` again.
-    pub fn fire(&mut self, now: Instant) -> bool {
+    pub(crate) fn fire(&mut self, now: Instant) -> bool {
         if self.at.is_some_and(|at| now >= at) {
             self.at = None;
             true

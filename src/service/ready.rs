@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 /// Longest wait for the first connection attempt.
-pub const READY_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const READY_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Whether `READY=1` is still to be sent, and its deadline.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ impl Ready {
     }
 
     /// A connection attempt ended: true (once) if `READY=1` is to be sent now.
-    pub fn attempted(&mut self) -> bool {
+    pub(crate) fn attempted(&mut self) -> bool {
         self.deadline.take().is_some()
     }
 
@@ -31,7 +31,7 @@ impl Ready {
     }
 
     /// True (once) when the deadline passed before any attempt ended.
-    pub fn expired(&mut self, now: Instant) -> bool {
+    pub(crate) fn expired(&mut self, now: Instant) -> bool {
         if self.deadline.is_some_and(|deadline| now >= deadline) {
             self.deadline = None;
             true

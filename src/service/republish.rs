@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// Delay between Home Assistant's birth and our republish, in milliseconds.
-pub const DELAY_MS: Range<u64> = 200..2500;
+pub(crate) const DELAY_MS: Range<u64> = 200..2500;
 
 /// The pending republish, with its seeded RNG.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ impl Republish {
     }
 
     /// True (once) when the republish is due at `now`.
-    pub fn fire(&mut self, now: Instant) -> bool {
+    pub(crate) fn fire(&mut self, now: Instant) -> bool {
         if self.due.is_some_and(|due| now >= due) {
             self.due = None;
             true

@@ -66,7 +66,7 @@ impl Saves {
     }
 
     /// The save to issue at `now`, if one is due.
-    pub fn take_due(&mut self, now: Instant, current: &SavedState) -> Option<SavedState> {
+    pub(crate) fn take_due(&mut self, now: Instant, current: &SavedState) -> Option<SavedState> {
         if self.in_flight.is_some() || self.due.is_none_or(|due| now < due) {
             return None;
         }
@@ -79,7 +79,7 @@ impl Saves {
     }
 
     /// The save to issue at shutdown: whatever is not on disk yet, now.
-    pub fn take_final(&mut self, current: &SavedState) -> Option<SavedState> {
+    pub(crate) fn take_final(&mut self, current: &SavedState) -> Option<SavedState> {
         let pending = self.in_flight.as_ref() != Some(current)
             && (*current != self.written || self.failing.is_some());
         self.due = None;

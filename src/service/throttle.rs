@@ -35,7 +35,7 @@ impl CountedLog {
     }
 
     /// When the unlogged occurrences are due as a line of their own.
-    pub fn flush_due(&self) -> Option<Instant> {
+    pub(crate) fn flush_due(&self) -> Option<Instant> {
         let at = self.last_line?;
         (self.unlogged > 0).then(|| at + self.window)
     }

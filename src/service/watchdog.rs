@@ -24,7 +24,7 @@ impl Watchdog {
     }
 
     /// True when a ping is due at `now`; the next one is then an interval later.
-    pub fn fire(&mut self, now: Instant) -> bool {
+    pub(crate) fn fire(&mut self, now: Instant) -> bool {
         if now < self.next {
             return false;
         }

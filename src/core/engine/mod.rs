@@ -40,7 +40,7 @@ pub enum EngineError {
 struct Heat {
     since: Instant,
     /// Turned on without a session, so it outlives sessions (until its cap or an off).
-    alone: bool,
+    outlives_session: bool,
 }
 
 /// The deterministic massage engine.
@@ -306,9 +306,14 @@ impl Engine {
         self.announce_step(now);
     }
 
-    fn set_heat(&mut self, now: Instant, on: bool, alone: bool) {
+    fn set_heat(&mut self, now: Instant, on: bool, outlives_session: bool) {
         match (on, self.heat) {
-            (true, None) => self.heat = Some(Heat { since: now, alone }),
+            (true, None) => {
+                self.heat = Some(Heat {
+                    since: now,
+                    outlives_session,
+                })
+            }
             (true, Some(_)) => {}
             (false, _) => self.heat = None,
         }
@@ -413,13 +418,13 @@ impl Engine {
         self.state_dirty = true;
     }
 
-    /// Ends the session, if any; the heater goes off unless it was turned on alone.
+    /// Ends the session, if any; the heater goes off unless it was turned on alone (it outlives the session).
     /// Returns the event to publish once the resulting frame is out.
     fn end_session(&mut self, now: Instant, reason: Reason) -> Option<Event> {
         let session = self.session.take()?;
         let active = session.active(now).min(session.end);
         self.counters.massage_seconds_total += active.as_secs();
-        if self.heat.is_some_and(|h| !h.alone) {
+        if self.heat.is_some_and(|h| !h.outlives_session) {
             self.heat = None;
         }
         let kind = if reason == Reason::Completed {

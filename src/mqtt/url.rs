@@ -1,4 +1,4 @@
-//! The broker URL: `mqtt://[user[:password]@]host[:port]` or `mqtts://...`.
+//! The broker URL the link connects to: `mqtt://[user[:password]@]host[:port]` or `mqtts://...`.
 
 use std::fmt;
 
