@@ -7,7 +7,7 @@ mod support;
 
 use support::daemon::DaemonProcess;
 use support::sysfs::FakePwm;
-use support::{TIMEOUT, TestBroker, TestClient, is_state, json};
+use support::{Received, TIMEOUT, TestBroker, TestClient, is_state, json};
 
 /// Slots in the default channel map: ten motors and the heater.
 const CHANNELS: u32 = 11;
