@@ -146,7 +146,8 @@ def main():
             checks.add("accepted command clears the last message",
                        wait_for("OK", lambda: state("sensor.%s_last_message" % ENT) == "OK"),
                        "last message %r" % state("sensor.%s_last_message" % ENT))
-            time.sleep(2)
+            # The card re-renders its conditional buttons after the state arrives: wait for it.
+            wait_for("running buttons", lambda: shown_buttons() == ["Pause", "Skip", "Stop"])
             shots.settle(page, 1)
             running = shown_buttons()
             findings["buttons_running"] = running
