@@ -133,6 +133,7 @@ impl BrokerAccess {
     }
 
     /// Clients connected at once.
+    #[cfg(feature = "embedded-broker")]
     pub(crate) fn max_clients(&self) -> usize {
         self.max_clients
     }

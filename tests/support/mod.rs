@@ -35,10 +35,12 @@ pub enum BrokerKind {
 }
 
 impl BrokerKind {
-    /// The kind chosen by `MASSAGED_TEST_BROKER` (`mosquitto`, or anything else for embedded).
+    /// The kind chosen by `MASSAGED_TEST_BROKER` (`mosquitto`, or anything else for embedded);
+    /// always Mosquitto in a build without the embedded broker (the `.deb` feature set).
     pub fn from_env() -> BrokerKind {
         match std::env::var("MASSAGED_TEST_BROKER").as_deref() {
             Ok("mosquitto") => BrokerKind::Mosquitto,
+            _ if cfg!(not(feature = "embedded-broker")) => BrokerKind::Mosquitto,
             _ => BrokerKind::Embedded,
         }
     }
@@ -86,15 +88,13 @@ impl TestBroker {
     pub fn start_with(kind: BrokerKind, nodelay: bool) -> TestBroker {
         match kind {
             BrokerKind::Embedded => {
-                let dir = tempfile::tempdir().expect("temp dir for the test broker");
-                let broker = start_embedded(SocketAddr::from(([127, 0, 0, 1], 0)));
-                let addr = broker_addr(&broker);
+                let (addr, running) = start_embedded(SocketAddr::from(([127, 0, 0, 1], 0)));
                 TestBroker {
                     kind,
                     addr,
-                    running: Running::from_embedded(broker),
+                    running,
                     nodelay,
-                    dir,
+                    dir: tempfile::tempdir().expect("temp dir for the test broker"),
                 }
             }
             BrokerKind::Mosquitto => {
@@ -175,8 +175,8 @@ impl TestBroker {
         self.kill();
         match self.kind {
             BrokerKind::Embedded => {
-                let broker = start_embedded(self.addr);
-                self.running = Running::from_embedded(broker);
+                let (_, running) = start_embedded(self.addr);
+                self.running = running;
             }
             BrokerKind::Mosquitto => {
                 let child = self.spawn_mosquitto().unwrap_or_else(|error| {
@@ -268,40 +268,17 @@ impl Drop for TestBroker {
     }
 }
 
-impl Running {
-    #[cfg(feature = "embedded-broker")]
-    fn from_embedded(broker: massaged::broker::EmbeddedBroker) -> Running {
-        Running::Embedded(broker)
-    }
-
-    #[cfg(not(feature = "embedded-broker"))]
-    fn from_embedded(_: NoEmbedded) -> Running {
-        unreachable!("start_embedded panics without the feature")
-    }
-}
-
+/// Starts the embedded broker on `addr` (port 0: any), returning where it listens.
 #[cfg(feature = "embedded-broker")]
-fn start_embedded(addr: SocketAddr) -> massaged::broker::EmbeddedBroker {
-    massaged::broker::EmbeddedBroker::start(addr)
-        .unwrap_or_else(|error| panic!("embedded broker on {addr}: {error}"))
-}
-
-#[cfg(feature = "embedded-broker")]
-fn broker_addr(broker: &massaged::broker::EmbeddedBroker) -> SocketAddr {
-    broker.local_addr()
+fn start_embedded(addr: SocketAddr) -> (SocketAddr, Running) {
+    let broker = massaged::broker::EmbeddedBroker::start(addr)
+        .unwrap_or_else(|error| panic!("embedded broker on {addr}: {error}"));
+    (broker.local_addr(), Running::Embedded(broker))
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-enum NoEmbedded {}
-
-#[cfg(not(feature = "embedded-broker"))]
-fn start_embedded(_: SocketAddr) -> NoEmbedded {
+fn start_embedded(_: SocketAddr) -> (SocketAddr, Running) {
     panic!("built without feature embedded-broker: set MASSAGED_TEST_BROKER=mosquitto")
-}
-
-#[cfg(not(feature = "embedded-broker"))]
-fn broker_addr(broker: &NoEmbedded) -> SocketAddr {
-    match *broker {}
 }
 
 /// A loopback address whose port was free a moment ago.
