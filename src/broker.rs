@@ -26,10 +26,6 @@ pub(crate) const MAX_PACKET_BYTES: usize = (1 << 20) + crate::mqtt::link::PACKET
 /// discovery); the rest is room for other clients' topics, bounded.
 const MAX_RETAINED_MESSAGES: usize = 1000;
 
-/// Log filter directive that keeps the broker's per-connection chatter out of the logs; add it
-/// to the daemon's `EnvFilter`.
-pub const QUIET_LOG_DIRECTIVE: &str = "mqtt5=warn";
-
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {

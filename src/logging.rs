@@ -231,7 +231,7 @@ pub(crate) fn escape_for_log(text: &str) -> Cow<'_, str> {
 /// messages), each line carrying the true count, and a final line with the count held back
 /// when the stream stops. Pure: time comes in as an argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogThrottle {
+pub(crate) struct LogThrottle {
     interval: Duration,
     last_line: Option<Instant>,
     held_back: u64,
@@ -254,7 +254,7 @@ impl LogThrottle {
 
     /// Records one event at `now`: `Some(count)` when a line may go out now, `count` being the
     /// events it stands for (this one and those held back since the last line).
-    pub fn record(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn record(&mut self, now: Instant) -> Option<u64> {
         self.held_back += 1;
         let due = self
             .last_line

@@ -25,7 +25,7 @@ const DEFAULT_SLOTS: usize = 11;
 
 /// Which outputs to turn off, as far as the configuration could be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OffTarget {
+pub(crate) enum OffTarget {
     /// `driver.kind = "sim"`: nothing physical to turn off.
     Sim,
     /// PWM: every exported channel of these chips under `sysfs_root`.
@@ -50,7 +50,7 @@ pub enum OffTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffPlan {
     /// The outputs to turn off.
-    pub target: OffTarget,
+    pub(crate) target: OffTarget,
     /// Keys that could not be read (and the default that was used instead).
     pub notes: Vec<String>,
 }
@@ -67,7 +67,7 @@ pub struct OffReport {
 /// Reads the driver keys from the config file text (`None`: no file) and the `MASSAGED__*`
 /// variables in `env`, leniently: anything unreadable falls back to its default with a note.
 /// A file that is not TOML at all gives the PWM fallback under the default sysfs root.
-pub fn plan(text: Option<&str>, env: &[(String, String)]) -> OffPlan {
+pub(crate) fn plan(text: Option<&str>, env: &[(String, String)]) -> OffPlan {
     let mut notes = Vec::new();
     let mut driver = match text.map(|t| t.parse::<toml::Table>()) {
         None => toml::Table::new(),

@@ -130,9 +130,9 @@ mod date_text {
 )]
 pub struct StoreError {
     /// The file or directory concerned.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The step that failed.
-    pub action: &'static str,
+    pub(crate) action: &'static str,
     /// The operating system's error.
     pub source: std::io::Error,
 }

@@ -20,14 +20,14 @@ enum Target {
 
 /// Sends service notifications to systemd; does nothing when not started by systemd.
 #[derive(Debug, Clone)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     target: Option<Target>,
     watchdog: Option<Duration>,
 }
 
 impl Notifier {
     /// Reads `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` from the environment.
-    pub fn from_env() -> Notifier {
+    pub(crate) fn from_env() -> Notifier {
         let socket = std::env::var_os("NOTIFY_SOCKET");
         let usec = std::env::var("WATCHDOG_USEC").ok();
         let pid = std::env::var("WATCHDOG_PID").ok();
@@ -58,7 +58,8 @@ impl Notifier {
     }
 
     /// A notifier that never sends anything.
-    pub fn disabled() -> Notifier {
+    #[cfg(test)]
+    pub(crate) fn disabled() -> Notifier {
         Notifier {
             target: None,
             watchdog: None,
@@ -88,14 +89,14 @@ impl Notifier {
     }
 
     /// The main loop is alive (`WATCHDOG=1`).
-    pub fn watchdog(&self) {
+    pub(crate) fn watchdog(&self) {
         if self.watchdog.is_some() {
             self.send_logged("WATCHDOG=1");
         }
     }
 
     /// One line shown by `systemctl status` (`STATUS=...`).
-    pub fn status(&self, text: &str) {
+    pub(crate) fn status(&self, text: &str) {
         if self.target.is_some() {
             self.send_logged(&status_message(text));
         }
@@ -104,7 +105,7 @@ impl Notifier {
     /// Sends `state` (newline-separated `KEY=VALUE` lines) as one datagram.
     ///
     /// `Ok(())` without sending when not under systemd.
-    pub fn notify(&self, state: &str) -> io::Result<()> {
+    pub(crate) fn notify(&self, state: &str) -> io::Result<()> {
         let Some(target) = &self.target else {
             return Ok(());
         };

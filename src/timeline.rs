@@ -11,17 +11,17 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
     /// The routine that ran first.
-    pub routine: Routine,
+    pub(crate) routine: Routine,
     /// Session length setting.
-    pub minutes: u32,
+    pub(crate) minutes: u32,
     /// User intensity setting.
-    pub intensity: u32,
+    pub(crate) intensity: u32,
     /// Frame rate.
-    pub frame_hz: u32,
+    pub(crate) frame_hz: u32,
     /// Whether the session asked for heat.
-    pub heat: bool,
+    pub(crate) heat: bool,
     /// Which frame slots belong to which zone and the heater.
-    pub channels: ChannelMap,
+    pub(crate) channels: ChannelMap,
     /// Events with their offsets from the start.
     pub events: Vec<(Duration, Event)>,
     /// Frames with their offsets from the start (only frames that changed).

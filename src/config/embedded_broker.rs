@@ -19,13 +19,13 @@ pub(crate) const DEFAULT_MAX_CLIENTS: usize = 16;
 pub struct EmbeddedBrokerSection {
     /// The one user clients log in as (the daemon itself included); none means anonymous
     /// clients, which is allowed only on a loopback address.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// That user's password (prefer `password_file`).
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// File whose first line is the password (works with systemd `LoadCredential=`).
-    pub password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
     /// Clients connected at once.
-    pub max_clients: usize,
+    pub(crate) max_clients: usize,
 }
 
 impl Default for EmbeddedBrokerSection {
@@ -123,7 +123,8 @@ impl BrokerAccess {
     }
 
     /// The address to listen on.
-    pub fn addr(&self) -> SocketAddr {
+    #[cfg(feature = "embedded-broker")]
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 

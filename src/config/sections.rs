@@ -27,7 +27,7 @@ pub struct Config {
     /// Relaxer guard.
     pub guard: GuardSection,
     /// Persisted state.
-    pub store: StoreSection,
+    pub(crate) store: StoreSection,
     /// Logging.
     pub log: LogSection,
     /// Who may connect to `run --embedded-broker`.
@@ -71,13 +71,13 @@ pub struct MqttSection {
     /// File holding the password (works with systemd `LoadCredential=`).
     pub password_file: Option<PathBuf>,
     /// CA certificate (PEM) for `mqtts://`.
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// Client certificate (PEM).
-    pub client_cert: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
     /// Client key (PEM).
-    pub client_key: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
     /// MQTT client id; empty means `massaged-{device.id}`.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Keep-alive in seconds.
     pub keep_alive_s: u16,
     /// First topic level.
@@ -85,11 +85,11 @@ pub struct MqttSection {
     /// Seconds between state updates while running.
     pub progress_interval_s: u32,
     /// Largest accepted command payload in bytes.
-    pub max_payload_bytes: usize,
+    pub(crate) max_payload_bytes: usize,
     /// Commands per second accepted on average (`stop` is never limited).
-    pub rate_limit_per_s: u32,
+    pub(crate) rate_limit_per_s: u32,
     /// Commands accepted in a burst.
-    pub rate_limit_burst: u32,
+    pub(crate) rate_limit_burst: u32,
 }
 
 impl Default for MqttSection {
@@ -180,11 +180,11 @@ pub struct HomeAssistantSection {
     /// Discovery prefix.
     pub discovery_prefix: String,
     /// Manufacturer shown on the device page; empty leaves it out.
-    pub manufacturer: String,
+    pub(crate) manufacturer: String,
     /// Model shown on the device page; empty leaves it out.
-    pub model: String,
+    pub(crate) model: String,
     /// Serial number shown on the device page; empty leaves it out.
-    pub serial_number: String,
+    pub(crate) serial_number: String,
 }
 
 impl Default for HomeAssistantSection {
@@ -229,7 +229,7 @@ pub struct SafetySection {
     /// Highest motor level, permille.
     pub max_level: u16,
     /// Heater level when on, permille.
-    pub heat_level: u16,
+    pub(crate) heat_level: u16,
 }
 
 impl Default for SafetySection {
@@ -260,11 +260,11 @@ impl Default for GuardSection {
 /// `[store]`
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct StoreSection {
+pub(crate) struct StoreSection {
     /// Where settings and counters are saved.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Delay that coalesces saves, in milliseconds.
-    pub debounce_ms: u32,
+    pub(crate) debounce_ms: u32,
 }
 
 impl Default for StoreSection {

@@ -20,7 +20,7 @@ struct Entry {
 
 /// Paths and byte spans of every key in a document, and line starts to turn spans into positions.
 #[derive(Debug, Clone)]
-pub struct SpanIndex {
+pub(crate) struct SpanIndex {
     entries: Vec<Entry>,
     line_starts: Vec<usize>,
     source: String,
@@ -68,7 +68,7 @@ impl SpanIndex {
     }
 
     /// Position of a byte offset, 1-based, the column counted in characters.
-    pub fn position(&self, offset: usize) -> Location {
+    pub(crate) fn position(&self, offset: usize) -> Location {
         let offset = offset.min(self.source.len());
         let line = self.line_starts.partition_point(|&start| start <= offset);
         let start = self
@@ -88,7 +88,7 @@ impl SpanIndex {
 
     /// Position of `path`'s key, or of its nearest written ancestor (a missing key is reported
     /// where its table is).
-    pub fn find(&self, path: &str) -> Option<Location> {
+    pub(crate) fn find(&self, path: &str) -> Option<Location> {
         let mut path = path;
         loop {
             if let Some(entry) = self.entries.iter().find(|e| e.path == path) {
@@ -115,7 +115,7 @@ impl SpanIndex {
     }
 
     /// The string value written at `path`, if any.
-    pub fn text(&self, path: &str) -> Option<&str> {
+    pub(crate) fn text(&self, path: &str) -> Option<&str> {
         self.entries
             .iter()
             .find(|e| e.path == path)

@@ -2,7 +2,7 @@
 
 use super::builtin::builtin_routines;
 use super::device_id::is_valid_device_id;
-use super::error::{ConfigErrors, ConfigIssue};
+use super::error::ConfigIssue;
 use super::sections::Config;
 use crate::core::Routine;
 use crate::core::limits;
@@ -17,12 +17,13 @@ pub const MAX_CHANNEL_SLOT: u16 = 255;
 
 impl Config {
     /// Checks every rule; the error lists all broken ones, each naming its key.
-    pub fn validate(&self) -> Result<(), ConfigErrors> {
+    #[cfg(test)]
+    pub(crate) fn validate(&self) -> Result<(), super::error::ConfigErrors> {
         let issues = self.issues();
         if issues.is_empty() {
             Ok(())
         } else {
-            Err(ConfigErrors::new(issues))
+            Err(super::error::ConfigErrors::new(issues))
         }
     }
 

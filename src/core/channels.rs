@@ -43,7 +43,7 @@ impl ChannelMap {
     }
 
     /// The default headrest: two motors per zone (left, right) and a heater, 11 channels.
-    pub fn headrest() -> ChannelMap {
+    pub(crate) fn headrest() -> ChannelMap {
         ChannelMap {
             zones: [vec![0, 1], vec![2, 3], vec![4, 5], vec![6, 7], vec![8, 9]],
             heat: Some(10),
@@ -52,7 +52,7 @@ impl ChannelMap {
     }
 
     /// Slots of one zone.
-    pub fn zone(&self, zone: Zone) -> &[usize] {
+    pub(crate) fn zone(&self, zone: Zone) -> &[usize] {
         &self.zones[zone.index()]
     }
 
@@ -62,7 +62,7 @@ impl ChannelMap {
     }
 
     /// Number of slots in a frame.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.count
     }
 }

@@ -48,14 +48,14 @@ impl Default for EngineConfig {
 #[error("engine setting {key}: {problem}")]
 pub struct ConfigError {
     /// The setting's name.
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// What is wrong with its value.
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 impl EngineConfig {
     /// Checks every setting against [`limits`]; the error names the first bad one.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
         let heat_seconds = {
             let minutes = &limits::MAX_HEAT_MINUTES;
             u64::from(*minutes.start()) * 60..=u64::from(*minutes.end()) * 60

@@ -6,7 +6,7 @@ use std::fmt::Display;
 use std::ops::RangeInclusive;
 
 /// Frames per second while running (`engine.frame_hz`).
-pub const FRAME_HZ: RangeInclusive<u32> = 1..=200;
+pub(crate) const FRAME_HZ: RangeInclusive<u32> = 1..=200;
 /// Soft start, soft stop and intensity ramp in milliseconds (`engine.ramp_ms`).
 pub(crate) const RAMP_MS: RangeInclusive<u32> = 0..=60_000;
 /// A channel level cap in permille (`safety.max_level`, `safety.heat_level`).
@@ -27,7 +27,7 @@ pub(crate) fn session_minutes(max_session_minutes: u32) -> RangeInclusive<u32> {
 
 /// `None` when `value` is inside `range`, else the problem in the words every caller uses:
 /// `"{value} is out of range {low}..={high}"`.
-pub fn out_of_range<T: PartialOrd + Display>(
+pub(crate) fn out_of_range<T: PartialOrd + Display>(
     value: T,
     range: &RangeInclusive<T>,
 ) -> Option<String> {

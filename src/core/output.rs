@@ -79,17 +79,17 @@ pub struct Snapshot {
     /// Routine id: the running one, else the selected one.
     pub routine: String,
     /// Its display name.
-    pub routine_name: String,
+    pub(crate) routine_name: String,
     /// Current step label, while a session exists.
-    pub step: Option<String>,
+    pub(crate) step: Option<String>,
     /// Current step index, while a session exists.
     pub step_index: Option<usize>,
     /// Number of steps of the routine.
-    pub step_count: usize,
+    pub(crate) step_count: usize,
     /// Zones of the current step.
     pub zones: Option<Vec<Zone>>,
     /// Technique of the current step.
-    pub technique: Option<Technique>,
+    pub(crate) technique: Option<Technique>,
     /// User level in percent.
     pub intensity: u32,
     /// Heater on now.
@@ -103,7 +103,7 @@ pub struct Snapshot {
     /// When the session will end, while running.
     pub ends_at: Option<Instant>,
     /// Relaxer date.
-    pub relaxer_date: Option<Date>,
+    pub(crate) relaxer_date: Option<Date>,
     /// Whether the guard refuses starts today.
     pub guard_active: bool,
     /// Why the guard is active; `None` when it is not.
@@ -254,7 +254,7 @@ impl Event {
     }
 
     /// The `fault` event for `fault`.
-    pub fn fault(routine: impl Into<String>, fault: Fault) -> Event {
+    pub(crate) fn fault(routine: impl Into<String>, fault: Fault) -> Event {
         Event {
             fault: Some(fault),
             ..Event::new(EventKind::Fault, routine).with_reason(Reason::Fault)

@@ -42,7 +42,7 @@ impl Zone {
     }
 
     /// Dense index of the zone, for per-zone arrays.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -201,7 +201,7 @@ impl Routine {
     }
 
     /// Checks every rule a routine must satisfy.
-    pub fn validate(&self) -> Result<(), RoutineError> {
+    pub(crate) fn validate(&self) -> Result<(), RoutineError> {
         if !is_kebab_case(&self.id) {
             return Err(RoutineError::BadId(self.id.clone()));
         }

@@ -62,7 +62,7 @@ pub(crate) fn zone_level(technique: Technique, phase: u32, index: usize, count: 
 /// Level (permille) of the `zone_index`-th of `zone_count` zones in a sweep.
 ///
 /// The peak enters the first zone at phase 0 and leaves the last at the end of the cycle.
-pub fn sweep(phase: u32, zone_index: usize, zone_count: usize) -> u32 {
+pub(crate) fn sweep(phase: u32, zone_index: usize, zone_count: usize) -> u32 {
     let count = zone_count.max(1) as u64;
     // Peak position and zone centre in thousandths of a zone.
     let peak = u64::from(phase % PHASE_ONE) * count * 1000 / u64::from(PHASE_ONE);

@@ -68,7 +68,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
 }
 
 /// Runs the service until `shutdown` resolves (or the link ends), then stops cleanly.
-pub async fn run_until(
+pub(crate) async fn run_until(
     config: Config,
     options: RunOptions,
     shutdown: impl Future<Output = Signal>,

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Handle to the background writer task.
-pub struct Saver {
+pub(crate) struct Saver {
     requests: mpsc::UnboundedSender<SavedState>,
     results: mpsc::UnboundedReceiver<Result<(), String>>,
     task: JoinHandle<()>,
@@ -15,7 +15,7 @@ pub struct Saver {
 
 impl Saver {
     /// Starts the task; nothing is written until the first `save`.
-    pub fn spawn(store: Store) -> Saver {
+    pub(crate) fn spawn(store: Store) -> Saver {
         let (requests, mut pending) = mpsc::unbounded_channel::<SavedState>();
         let (results_tx, results) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
@@ -39,12 +39,12 @@ impl Saver {
     }
 
     /// The result of the oldest write not reported yet.
-    pub async fn result(&mut self) -> Option<Result<(), String>> {
+    pub(crate) async fn result(&mut self) -> Option<Result<(), String>> {
         self.results.recv().await
     }
 
     /// Finishes the queued writes, waiting at most `grace`.
-    pub async fn finish(self, grace: Duration) {
+    pub(crate) async fn finish(self, grace: Duration) {
         let Saver { requests, task, .. } = self;
         drop(requests);
         if tokio::time::timeout(grace, task).await.is_err() {

@@ -20,7 +20,7 @@ const DROP_GRACE: Duration = Duration::from_secs(1);
 
 /// What the device thread reports.
 #[derive(Debug)]
-pub enum DeviceReport {
+pub(crate) enum DeviceReport {
     /// A frame or heartbeat failed; the outputs were zeroed as far as possible.
     Failed(DeviceError),
     /// The result of [`Front::recover`].
@@ -64,7 +64,7 @@ impl Shared {
 
 /// The loop's handle on the device thread.
 #[derive(Debug)]
-pub struct Front {
+pub(crate) struct Front {
     shared: Arc<Shared>,
     reports: mpsc::UnboundedReceiver<DeviceReport>,
     /// Signalled when the thread has dropped the driver.
@@ -128,7 +128,7 @@ impl Front {
     }
 
     /// The backend's kind.
-    pub fn kind(&self) -> DriverKind {
+    pub(crate) fn kind(&self) -> DriverKind {
         self.kind
     }
 
@@ -138,17 +138,17 @@ impl Front {
     }
 
     /// Asks for a recovery; the result comes as [`DeviceReport::Recovered`].
-    pub fn recover(&self) {
+    pub(crate) fn recover(&self) {
         self.shared.request(|r| r.recover = true);
     }
 
     /// Asks for a heartbeat (skipped when a frame goes out in the same turn).
-    pub fn heartbeat(&self) {
+    pub(crate) fn heartbeat(&self) {
         self.shared.request(|r| r.heartbeat = true);
     }
 
     /// The next report; `None` once the thread has ended.
-    pub async fn report(&mut self) -> Option<DeviceReport> {
+    pub(crate) async fn report(&mut self) -> Option<DeviceReport> {
         self.reports.recv().await
     }
 

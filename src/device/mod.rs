@@ -243,7 +243,7 @@ impl Driver {
     }
 
     /// Re-opens and re-checks the device, leaving every output at 0; the fault may be cleared on `Ok`.
-    pub async fn recover(&mut self) -> Result<(), DeviceError> {
+    pub(crate) async fn recover(&mut self) -> Result<(), DeviceError> {
         match self {
             Driver::Sim(d) => d.all_off(),
             Driver::Pwm(d) => d.recover(),

@@ -9,7 +9,7 @@ pub(crate) const PROTOCOL_VERSION: u32 = 1;
 pub(crate) const MAX_LINE: usize = 256;
 
 /// CRC-8 (polynomial 0x07, initial value 0, no reflection, no final xor; "CRC-8/SMBUS").
-pub fn crc8(bytes: &[u8]) -> u8 {
+pub(crate) fn crc8(bytes: &[u8]) -> u8 {
     let mut crc = 0u8;
     for &byte in bytes {
         crc ^= byte;
@@ -26,7 +26,7 @@ pub fn crc8(bytes: &[u8]) -> u8 {
 
 /// A line the host (the daemon) sends to the microcontroller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostLine {
+pub(crate) enum HostLine {
     /// Handshake: resets the sequence, turns everything off and sets the channel count and timeout.
     Hello {
         /// Sequence number.
@@ -57,7 +57,7 @@ pub enum HostLine {
 
 impl HostLine {
     /// The line's sequence number.
-    pub fn seq(&self) -> u32 {
+    pub(crate) fn seq(&self) -> u32 {
         match self {
             HostLine::Hello { seq, .. }
             | HostLine::Frame { seq, .. }
@@ -69,7 +69,7 @@ impl HostLine {
 
 /// A reply from the microcontroller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// The line with this sequence number was applied; `info` is the rest of the line
     /// (the protocol version, for `HELLO`).
     Ok {
@@ -89,7 +89,7 @@ pub enum Reply {
 
 /// Why a received line is not a valid protocol line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// No `*XX` checksum suffix.
     #[error("no '*' checksum suffix")]
     NoChecksum,

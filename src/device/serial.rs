@@ -271,7 +271,7 @@ impl SerialDriver {
     }
 
     /// Sends a heartbeat line and waits for the acknowledgement.
-    pub async fn heartbeat(&mut self) -> Result<(), DeviceError> {
+    pub(crate) async fn heartbeat(&mut self) -> Result<(), DeviceError> {
         let line = HostLine::Heartbeat {
             seq: self.next_seq(),
         };

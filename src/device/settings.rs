@@ -22,11 +22,11 @@ pub enum DriverKind {
 #[serde(default, deny_unknown_fields)]
 pub struct ZoneChannels {
     /// Temple motors.
-    pub temples: Vec<u16>,
+    pub(crate) temples: Vec<u16>,
     /// Hairline motors.
-    pub hairline: Vec<u16>,
+    pub(crate) hairline: Vec<u16>,
     /// Crown motors.
-    pub crown: Vec<u16>,
+    pub(crate) crown: Vec<u16>,
     /// Ear motors.
     pub ears: Vec<u16>,
     /// Neck motors.

@@ -19,25 +19,25 @@ pub(crate) const MODEL: &str = "Scalp massage headrest";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveryInfo {
     /// Topic-safe device id; also the prefix of every `unique_id`.
-    pub device_id: String,
+    pub(crate) device_id: String,
     /// Display name of the device (entity names never repeat it).
-    pub device_name: String,
+    pub(crate) device_name: String,
     /// The device's topics.
-    pub topics: Topics,
+    pub(crate) topics: Topics,
     /// Display names of the routines, in menu order: the routine select's options.
-    pub routine_names: Vec<String>,
+    pub(crate) routine_names: Vec<String>,
     /// Upper bound of the minutes number.
-    pub max_session_minutes: u32,
+    pub(crate) max_session_minutes: u32,
     /// Software version reported for the device and the origin.
-    pub sw_version: String,
+    pub(crate) sw_version: String,
     /// Optional `http(s)://` support page shown with the origin.
-    pub support_url: Option<String>,
+    pub(crate) support_url: Option<String>,
     /// Manufacturer on the device page; empty leaves it out.
-    pub manufacturer: String,
+    pub(crate) manufacturer: String,
     /// Model on the device page; empty leaves it out.
-    pub model: String,
+    pub(crate) model: String,
     /// Serial number on the device page; empty leaves it out.
-    pub serial_number: String,
+    pub(crate) serial_number: String,
 }
 
 impl DiscoveryInfo {

@@ -9,13 +9,13 @@ const MAX_CHARS: usize = 255;
 /// Policy for the state's `last_message` field (pure; the shell republishes the state when a
 /// call returns `true`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LastMessage {
+pub(crate) struct LastMessage {
     message: Option<String>,
 }
 
 impl LastMessage {
     /// The message to show, `None` when the last command was accepted (or none came yet).
-    pub fn get(&self) -> Option<&str> {
+    pub(crate) fn get(&self) -> Option<&str> {
         self.message.as_deref()
     }
 

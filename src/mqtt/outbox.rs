@@ -22,13 +22,13 @@ pub enum Delivery {
 
 /// One publish waiting to go out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     /// Topic to publish on.
-    pub topic: String,
+    pub(crate) topic: String,
     /// Payload bytes.
-    pub payload: Bytes,
+    pub(crate) payload: Bytes,
     /// Whether the broker retains it.
-    pub retain: bool,
+    pub(crate) retain: bool,
 }
 
 /// Bulk messages waiting beyond which critical and latest messages overtake them.
@@ -40,7 +40,7 @@ pub(crate) const BULK_CAPACITY: usize = 256;
 /// The outgoing queue, in production order: latest-wins per topic (a superseding payload
 /// keeps its topic's place), critical never shed, bulk bounded and counted.
 #[derive(Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     next_seq: u64,
     critical: VecDeque<(u64, Message)>,
     /// Topics with a Latest message waiting, by the sequence number of their place.
@@ -72,7 +72,7 @@ impl Outbox {
     }
 
     /// Queues `message`; returns `false` when it was shed (bulk only, when bulk is full).
-    pub fn push(&mut self, message: Message, delivery: Delivery) -> bool {
+    pub(crate) fn push(&mut self, message: Message, delivery: Delivery) -> bool {
         let seq = self.next_seq;
         match delivery {
             Delivery::Critical => self.critical.push_back((seq, message)),
@@ -98,7 +98,7 @@ impl Outbox {
     /// The next message to send: the oldest place in the queue, whatever its class, except
     /// that under overload (more than [`OVERLOAD_BACKLOG`] bulk messages waiting) critical and
     /// latest messages go first.
-    pub fn pop(&mut self) -> Option<Message> {
+    pub(crate) fn pop(&mut self) -> Option<Message> {
         let critical = self.critical.front().map(|(seq, _)| *seq);
         let latest = self.latest_order.front().map(|(seq, _)| *seq);
         let bulk = self.bulk.front().map(|(seq, _)| *seq);
@@ -117,12 +117,14 @@ impl Outbox {
     }
 
     /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.critical.is_empty() && self.latest.is_empty() && self.bulk.is_empty()
     }
 
     /// Messages waiting.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.critical.len() + self.latest.len() + self.bulk.len()
     }
 

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WallClock {
     /// The monotonic reading.
-    pub instant: Instant,
+    pub(crate) instant: Instant,
     /// The wall-clock reading at the same moment.
-    pub system: SystemTime,
+    pub(crate) system: SystemTime,
 }
 
 impl WallClock {

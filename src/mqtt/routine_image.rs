@@ -23,18 +23,18 @@ pub(crate) fn image_topic(topics: &Topics) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PictureKey {
     /// Routine id.
-    pub routine: String,
+    pub(crate) routine: String,
     /// Session length in minutes.
-    pub minutes: u32,
+    pub(crate) minutes: u32,
     /// User level in percent.
-    pub intensity: u32,
+    pub(crate) intensity: u32,
     /// Whether the session heats.
-    pub heat: bool,
+    pub(crate) heat: bool,
 }
 
 /// When to publish the routine picture.
 #[derive(Debug, Clone)]
-pub struct PictureSchedule {
+pub(crate) struct PictureSchedule {
     min_interval: Duration,
     wanted: Option<PictureKey>,
     published: Option<PictureKey>,
@@ -56,7 +56,7 @@ impl PictureSchedule {
     }
 
     /// The current selection; call after every input (cheap when unchanged).
-    pub fn select(&mut self, key: PictureKey) {
+    pub(crate) fn select(&mut self, key: PictureKey) {
         if self.wanted.as_ref() != Some(&key) {
             self.wanted = Some(key);
         }
@@ -64,12 +64,12 @@ impl PictureSchedule {
 
     /// The broker connection is (re)established or Home Assistant came online: publish the
     /// current picture again, within the rate bound.
-    pub fn republish(&mut self) {
+    pub(crate) fn republish(&mut self) {
         self.again = true;
     }
 
     /// The key last handed out by `poll_publish`: a picture drawn for another one is stale.
-    pub fn published(&self) -> Option<&PictureKey> {
+    pub(crate) fn published(&self) -> Option<&PictureKey> {
         self.published.as_ref()
     }
 

@@ -29,7 +29,7 @@ pub struct TlsFiles {
 
 /// Why a TLS configuration could not be built. Never carries key material.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// A file could not be read or holds no usable PEM section of the expected kind.
     #[error("{what} {path}: {reason}")]
     File {

@@ -9,21 +9,21 @@ pub const PAYLOAD_OFFLINE: &str = "offline";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     /// `{base_topic}/{device_id}`.
-    pub root: String,
+    pub(crate) root: String,
     /// `{root}/availability`: `online` / `offline`, retained.
-    pub availability: String,
+    pub(crate) availability: String,
     /// `{root}/state`: JSON state, retained.
-    pub state: String,
+    pub(crate) state: String,
     /// `{root}/set`: incoming commands.
-    pub set: String,
+    pub(crate) set: String,
     /// `{root}/event`: JSON events, not retained.
-    pub event: String,
+    pub(crate) event: String,
     /// `{root}/response`: replies to commands that carried an id.
-    pub response: String,
+    pub(crate) response: String,
     /// `{discovery_prefix}/device/{device_id}/config`: Home Assistant device discovery, retained.
-    pub discovery_config: String,
+    pub(crate) discovery_config: String,
     /// `{discovery_prefix}/status`: Home Assistant's birth and will messages.
-    pub ha_status: String,
+    pub(crate) ha_status: String,
 }
 
 impl Topics {

@@ -12,9 +12,9 @@ pub struct BrokerUrl {
     /// Port; 1883 for `mqtt://` and 8883 for `mqtts://` when not given.
     pub port: u16,
     /// User name written in the URL, if any.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Password written in the URL, if any.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
 }
 
 // Hand-written so a password never reaches a log through `{:?}`.

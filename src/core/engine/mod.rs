@@ -113,12 +113,12 @@ impl Engine {
     }
 
     /// The routine library.
-    pub fn routines(&self) -> &[Routine] {
+    pub(crate) fn routines(&self) -> &[Routine] {
         &self.routines
     }
 
     /// The engine's configuration.
-    pub fn config(&self) -> &EngineConfig {
+    pub(crate) fn config(&self) -> &EngineConfig {
         &self.config
     }
 
@@ -179,7 +179,7 @@ impl Engine {
     }
 
     /// Why the relaxer guard refuses starts today; `None` when it does not.
-    pub fn guard_reason(&self) -> Option<GuardReason> {
+    pub(crate) fn guard_reason(&self) -> Option<GuardReason> {
         self.guard_with(self.settings.relaxer_date, self.relaxer_date_lost)
     }
 
@@ -446,7 +446,7 @@ impl Engine {
     }
 
     /// Stops everything for a shutdown: the next output is an all-zero frame.
-    pub fn shutdown(&mut self, now: Instant) {
+    pub(crate) fn shutdown(&mut self, now: Instant) {
         self.stop_all(now, Reason::Shutdown);
         self.flush_state_with(Some(now));
     }

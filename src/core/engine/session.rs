@@ -45,48 +45,48 @@ impl Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Position {
     /// Active session time (pauses not counted).
-    pub active: Duration,
+    pub(crate) active: Duration,
     /// Completed passes through the routine.
-    pub pass: u64,
+    pub(crate) pass: u64,
     /// Index of the current step.
-    pub index: usize,
+    pub(crate) index: usize,
     /// Nanoseconds since the current step began.
-    pub into_step: u64,
+    pub(crate) into_step: u64,
     /// Nanoseconds until the current step ends.
-    pub step_left: u64,
+    pub(crate) step_left: u64,
 }
 
 /// Which step was last announced, so each step start is published once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct StepMark {
-    pub routine: usize,
-    pub pass: u64,
-    pub index: usize,
+    pub(crate) routine: usize,
+    pub(crate) pass: u64,
+    pub(crate) index: usize,
 }
 
 /// One run of a routine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Session {
     /// Index of the routine in the library.
-    pub routine: usize,
+    pub(crate) routine: usize,
     /// Step ends of that routine.
-    pub plan: Plan,
-    pub start: Instant,
-    pub paused_total: Duration,
-    pub paused_at: Option<Instant>,
+    pub(crate) plan: Plan,
+    pub(crate) start: Instant,
+    pub(crate) paused_total: Duration,
+    pub(crate) paused_at: Option<Instant>,
     /// Active time at which the session ends.
-    pub end: Duration,
+    pub(crate) end: Duration,
     /// Routine position = (active + shift) mod routine length; moved by skip and routine changes.
-    pub shift: Duration,
+    pub(crate) shift: Duration,
     /// Soft start: rises from `from` toward 1000; the soft stop toward `end` is applied on top.
-    pub envelope: Ramp,
-    pub intensity: Ramp,
-    pub announced: StepMark,
+    pub(crate) envelope: Ramp,
+    pub(crate) intensity: Ramp,
+    pub(crate) announced: StepMark,
     /// Active time at which the announced step ends; no step check is needed before it.
-    pub step_ends: Duration,
+    pub(crate) step_ends: Duration,
     /// When the next grid frame is due, cached so `poll_timeout` does no arithmetic.
-    pub next_frame_at: Instant,
-    pub next_progress: Instant,
+    pub(crate) next_frame_at: Instant,
+    pub(crate) next_progress: Instant,
 }
 
 impl Session {

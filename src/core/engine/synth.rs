@@ -17,9 +17,9 @@ const MICROS_PER_MINUTE: u64 = 60_000_000;
 /// A linear ramp of a permille value in active session time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Ramp {
-    pub origin: Duration,
-    pub from: u32,
-    pub to: u32,
+    pub(crate) origin: Duration,
+    pub(crate) from: u32,
+    pub(crate) to: u32,
 }
 
 impl Ramp {
