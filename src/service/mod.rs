@@ -12,14 +12,28 @@
 //!     select! { timeout => service.handle_timeout(now), event => service.handle_link(now, event), .. }
 //! }
 //! ```
+//!
+//! This file holds the service, its inputs and the dispatch; each policy has a file of its
+//! own: set-topic intake (`intake`, carried out by `commands`), `publishing` and delivery
+//! classes, the broker `connection` and Home Assistant's birth (`republish`), `device`
+//! results, `saves`, `pictures`, `overload` (shed counts), `shutdown`, and the timers
+//! (`ready`, `watchdog`, `midnight`, on a one-shot `deadline`).
 
 mod action;
+mod commands;
+mod connection;
+mod deadline;
+mod device;
 mod intake;
 mod midnight;
+mod overload;
+mod pictures;
+mod publishing;
 mod rate;
 mod ready;
 mod republish;
 mod saves;
+mod shutdown;
 mod state;
 mod throttle;
 mod watchdog;
@@ -30,21 +44,18 @@ mod tests;
 pub use action::{Action, Notice, Publish};
 pub use state::{Diagnostics, Problem};
 
-use crate::core::{Action as CommandAction, Date, Engine, Fault, Output, RejectCode, Rejection};
-use crate::core::{EventKind, SessionState, Snapshot};
-use crate::logging::escape_for_log;
+use crate::core::{Date, Engine, SessionState, Snapshot};
 use crate::mqtt::last_message::LastMessage;
-use crate::mqtt::outbox::Delivery;
-use crate::mqtt::render::{WallClock, render_event};
-use crate::mqtt::routine_image::{self, PictureKey, PictureSchedule};
-use crate::mqtt::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
+use crate::mqtt::render::WallClock;
+use crate::mqtt::routine_image::{self, PictureSchedule};
+use crate::mqtt::topics::Topics;
 use crate::store::SavedState;
 use bytes::Bytes;
-use intake::{CommandId, Parsed, RateLimit};
+use intake::{CommandId, Intake};
 use midnight::Midnight;
 use ready::Ready;
 use republish::Republish;
-use saves::{SaveNews, Saves};
+use saves::Saves;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use throttle::CountedLog;
@@ -149,12 +160,6 @@ impl Signal {
     }
 }
 
-/// A `clear_fault` waiting for the device's recovery.
-#[derive(Debug, Clone)]
-struct PendingClear {
-    parsed: Parsed,
-}
-
 /// The service: owns the engine and every policy around it.
 #[derive(Debug)]
 pub struct Service {
@@ -163,8 +168,7 @@ pub struct Service {
     discovery: Option<String>,
     clock: WallClock,
     broker: String,
-    max_payload: usize,
-    rate: RateLimit,
+    intake: Intake,
     refusal_log: CountedLog,
     shed_log: CountedLog,
     shed_total: u64,
@@ -174,7 +178,6 @@ pub struct Service {
     saves: Saves,
     watchdog: Option<Watchdog>,
     connected: bool,
-    clearing: Option<PendingClear>,
     last_message: LastMessage,
     picture: Option<PictureSchedule>,
     exited: bool,
@@ -197,8 +200,11 @@ impl Service {
             discovery: config.discovery,
             clock: config.clock,
             broker: config.broker,
-            max_payload: config.max_payload_bytes,
-            rate: RateLimit::new(config.rate_limit_per_s, config.rate_limit_burst),
+            intake: Intake::new(
+                config.max_payload_bytes,
+                config.rate_limit_per_s,
+                config.rate_limit_burst,
+            ),
             refusal_log: CountedLog::new(LOG_WINDOW),
             shed_log: CountedLog::new(LOG_WINDOW),
             shed_total: 0,
@@ -208,7 +214,6 @@ impl Service {
             saves: Saves::new(saved, config.save_debounce),
             watchdog: config.watchdog.map(|interval| Watchdog::new(now, interval)),
             connected: false,
-            clearing: None,
             last_message: LastMessage::default(),
             picture: config
                 .routine_picture
@@ -239,10 +244,7 @@ impl Service {
             self.saves.due(),
             self.refusal_log.flush_due(),
             self.shed_log.flush_due(),
-            self.picture
-                .as_ref()
-                .filter(|_| self.connected)
-                .and_then(PictureSchedule::poll_timeout),
+            self.picture_due(),
         ]
         .into_iter()
         .flatten()
@@ -263,10 +265,7 @@ impl Service {
     pub fn diagnostics(&self) -> Diagnostics {
         Diagnostics {
             shed: self.shed_total,
-            problem: self.saves.failing().map(|error| Problem {
-                code: "save_failed",
-                message: format!("could not save state: {error}; retrying"),
-            }),
+            problem: self.saves.problem(),
         }
     }
 
@@ -305,16 +304,8 @@ impl Service {
         if self.midnight.fire(now) {
             self.actions.push_back(Action::CheckCalendar);
         }
-        if let Some(count) = self.refusal_log.flush(now) {
-            tracing::info!(count, "command refusals not logged in the last second");
-        }
-        if let Some(count) = self.shed_log.flush(now) {
-            tracing::warn!(
-                count,
-                total = self.shed_total,
-                "mqtt publishes shed in the last second"
-            );
-        }
+        self.flush_refusal_log(now);
+        self.flush_shed_log(now);
         self.settle(now);
         let current = self.current_saved();
         if let Some(state) = self.saves.take_due(now, &current) {
@@ -328,33 +319,9 @@ impl Service {
             return;
         }
         match input {
-            LinkInput::Connected => {
-                self.connected = true;
-                self.publish_all(now);
-                self.attempted();
-                let status = format!("connected to {}", self.broker);
-                self.actions
-                    .push_back(Action::Notify(Notice::Status(status)));
-            }
-            LinkInput::Disconnected { reason } => {
-                self.connected = false;
-                tracing::warn!(%reason, broker = %self.broker, "mqtt connection lost or refused; retrying with backoff");
-                self.attempted();
-                let status = format!("broker {} unreachable, retrying", self.broker);
-                self.actions
-                    .push_back(Action::Notify(Notice::Status(status)));
-            }
-            LinkInput::Overloaded { shed, ids } => {
-                self.shed_total = self.shed_total.saturating_add(shed);
-                let rejection = Rejection::new(
-                    RejectCode::Overloaded,
-                    "the daemon was behind and dropped this command; send it again",
-                );
-                for id in &ids {
-                    let reply = intake::response_payload(id, Err(&rejection));
-                    self.publish(self.topics.response.clone(), reply, false, Delivery::Bulk);
-                }
-            }
+            LinkInput::Connected => self.on_connected(now),
+            LinkInput::Disconnected { reason } => self.on_disconnected(&reason),
+            LinkInput::Overloaded { shed, ids } => self.on_overloaded(shed, &ids),
             LinkInput::Message {
                 topic,
                 payload,
@@ -363,14 +330,7 @@ impl Service {
                 if topic == self.topics.set {
                     self.on_set(now, &payload, retain);
                 } else if topic == self.topics.ha_status {
-                    if payload.as_ref() == PAYLOAD_ONLINE.as_bytes()
-                        && let Some(delay) = self.republish.birth(now)
-                    {
-                        tracing::info!(
-                            delay_ms = delay.as_millis() as u64,
-                            "home assistant online; republishing soon"
-                        );
-                    }
+                    self.on_ha_status(now, &payload);
                 } else {
                     tracing::debug!(%topic, "message on an unexpected topic ignored");
                 }
@@ -379,350 +339,12 @@ impl Service {
         self.settle(now);
     }
 
-    /// The result of writing a frame or a heartbeat: an error puts the engine in `fault`.
-    pub fn handle_device(&mut self, now: Instant, result: Result<(), DeviceFailure>) {
-        if self.exited {
-            return;
-        }
-        if let Err(failure) = result {
-            if self.engine.state() == SessionState::Fault {
-                tracing::debug!(code = %failure.code, error = %failure.message, "device still failing");
-            } else {
-                tracing::error!(code = %failure.code, error = %failure.message, "device fault: outputs off");
-                self.engine.handle_fault(
-                    now,
-                    Fault {
-                        code: failure.code,
-                        message: failure.message,
-                    },
-                );
-            }
-        }
-        self.settle(now);
-    }
-
-    /// The result of [`Action::RecoverDevice`]: the waiting `clear_fault` is applied on
-    /// success, refused with `fault_active` otherwise.
-    pub fn handle_recovered(&mut self, now: Instant, result: Result<(), DeviceFailure>) {
-        let Some(PendingClear { parsed }) = self.clearing.take() else {
-            return;
-        };
-        if self.exited {
-            return;
-        }
-        match result {
-            Ok(()) => {
-                tracing::info!("device recovered");
-                self.apply(now, parsed);
-            }
-            Err(failure) => {
-                let rejection = Rejection::new(
-                    RejectCode::FaultActive,
-                    format!("the device still fails: {}", failure.message),
-                );
-                self.refuse(now, parsed.id.as_ref(), &rejection, Delivery::Bulk);
-            }
-        }
-        self.settle(now);
-    }
-
-    /// The result of [`Action::Save`]; a failure is retried with backoff and shown as a
-    /// `problem` in the state until a save succeeds.
-    pub fn handle_saved(&mut self, now: Instant, result: Result<(), String>) {
-        let error = result.as_ref().err().cloned();
-        let current = self.current_saved();
-        match self.saves.result(now, result, &current) {
-            SaveNews::Quiet => {
-                if let Some(error) = error {
-                    tracing::debug!(%error, "state save failed again; retrying with backoff");
-                }
-            }
-            SaveNews::StartedFailing => {
-                tracing::warn!(
-                    error = error.as_deref().unwrap_or(""),
-                    "could not save state; retrying with backoff"
-                );
-                self.publish_state(now);
-            }
-            SaveNews::Recovered => {
-                tracing::info!("state saved again");
-                self.publish_state(now);
-            }
-        }
-    }
-
-    /// Publishes that the shell could not queue (`n` of them) are counted and reported.
-    pub fn handle_shed(&mut self, now: Instant, n: u64) {
-        self.shed_total = self.shed_total.saturating_add(n);
-        if let Some(count) = self.shed_log.note(now, n) {
-            tracing::warn!(count, total = self.shed_total, "mqtt publishes shed");
-        }
-    }
-
-    /// A signal: stop like [`Service::shutdown`].
-    pub fn handle_signal(&mut self, now: Instant, signal: Signal) {
-        tracing::info!(signal = signal.name(), "stopping");
-        self.shutdown(now);
-    }
-
-    /// Outputs off, the session ended and saved, `offline` published, then [`Action::Exit`].
-    pub fn shutdown(&mut self, now: Instant) {
-        if self.exited {
-            return;
-        }
-        self.engine.shutdown(now);
-        self.actions.push_back(Action::Notify(Notice::Stopping));
-        self.drain_engine();
-        self.publish(
-            self.topics.availability.clone(),
-            PAYLOAD_OFFLINE.as_bytes().to_vec(),
-            true,
-            Delivery::Latest,
-        );
-        let current = self.current_saved();
-        if let Some(state) = self.saves.take_final(&current) {
-            self.actions.push_back(Action::Save(state));
-        }
-        self.exited = true;
-        self.actions.push_back(Action::Exit);
-    }
-
-    fn attempted(&mut self) {
-        if self.ready.attempted() {
-            self.actions.push_back(Action::Notify(Notice::Ready));
-        }
-    }
-
-    fn on_set(&mut self, now: Instant, payload: &[u8], retain: bool) {
-        if retain {
-            // Our own clearing comes back as an empty retained message.
-            if !payload.is_empty() {
-                tracing::warn!(topic = %self.topics.set, bytes = payload.len(), "retained command ignored and cleared");
-                self.publish(self.topics.set.clone(), Vec::new(), true, Delivery::Latest);
-            }
-            return;
-        }
-        let parsed = match intake::parse(payload, self.max_payload) {
-            Ok(parsed) => parsed,
-            Err((id, rejection)) => {
-                self.refuse(now, id.as_ref(), &rejection, Delivery::Bulk);
-                return;
-            }
-        };
-        if !self.rate.admit(now, &parsed) {
-            let rejection = Rejection::new(
-                RejectCode::RateLimited,
-                "too many commands; stop is always accepted",
-            );
-            self.refuse(now, parsed.id.as_ref(), &rejection, Delivery::Bulk);
-            return;
-        }
-        if parsed.command.action == Some(CommandAction::ClearFault)
-            && self.engine.state() == SessionState::Fault
-        {
-            if self.clearing.is_some() {
-                let rejection =
-                    Rejection::new(RejectCode::FaultActive, "the device is being re-checked");
-                self.refuse(now, parsed.id.as_ref(), &rejection, Delivery::Bulk);
-            } else {
-                // The fault is cleared only once the device answers again.
-                self.clearing = Some(PendingClear { parsed });
-                self.actions.push_back(Action::RecoverDevice);
-            }
-            return;
-        }
-        self.apply(now, parsed);
-    }
-
-    /// Hands a command to the engine and answers it.
-    fn apply(&mut self, now: Instant, parsed: Parsed) {
-        let delivery = if parsed.is_stop() {
-            Delivery::Critical
-        } else {
-            Delivery::Bulk
-        };
-        let result = self.engine.handle_command(now, &parsed.command);
-        // A stop that stopped may still have fields to refuse.
-        let result = result.and_then(|()| parsed.refused.first().cloned().map_or(Ok(()), Err));
-        match result {
-            Ok(()) => {
-                tracing::info!(
-                    action = parsed.command.action.map(|a| a.as_str()),
-                    id = parsed
-                        .id
-                        .as_ref()
-                        .map(|id| escape_for_log(id.as_str()))
-                        .as_deref(),
-                    "command accepted"
-                );
-                if let Some(id) = &parsed.id {
-                    let reply = intake::response_payload(id, Ok(()));
-                    self.publish(self.topics.response.clone(), reply, false, delivery);
-                }
-                // After the answer, so a client sees the reply before the state it changed.
-                if self.last_message.on_accepted() {
-                    self.publish_state(now);
-                }
-            }
-            Err(rejection) => self.refuse(now, parsed.id.as_ref(), &rejection, delivery),
-        }
-    }
-
-    /// Answers a refused command: the `rejected` event, the response when it carried an id,
-    /// and a log line under the shared refusal throttle.
-    fn refuse(
-        &mut self,
-        now: Instant,
-        id: Option<&CommandId>,
-        rejection: &Rejection,
-        delivery: Delivery,
-    ) {
-        if let Some(count) = self.refusal_log.note(now, 1) {
-            tracing::info!(
-                code = rejection.code.as_str(),
-                message = %escape_for_log(&rejection.message),
-                id = id.map(|id| escape_for_log(id.as_str())).as_deref(),
-                refusals = count,
-                "command rejected"
-            );
-        }
-        let event = intake::rejected_payload(rejection, id);
-        self.publish(self.topics.event.clone(), event, false, delivery);
-        if let Some(id) = id {
-            let reply = intake::response_payload(id, Err(rejection));
-            self.publish(self.topics.response.clone(), reply, false, delivery);
-        }
-        if self.last_message.on_rejected(rejection) {
-            self.publish_state(now);
-        }
-    }
-
-    /// Availability, discovery and state, all retained: what a (re)connected broker or a
-    /// restarted Home Assistant needs.
-    fn publish_all(&mut self, now: Instant) {
-        self.publish(
-            self.topics.availability.clone(),
-            PAYLOAD_ONLINE.as_bytes().to_vec(),
-            true,
-            Delivery::Latest,
-        );
-        if let Some(discovery) = self.discovery.clone() {
-            self.publish(
-                self.topics.discovery_config.clone(),
-                discovery.into_bytes(),
-                true,
-                Delivery::Latest,
-            );
-        }
-        self.publish_state(now);
-        if let Some(picture) = &mut self.picture {
-            picture.republish();
-        }
-    }
-
-    /// Asks the shell to draw the routine picture when the selection changed or a republish
-    /// is due, within the picture's rate bound.
-    fn schedule_picture(&mut self, now: Instant) {
-        let Some(picture) = self.picture.as_mut() else {
-            return;
-        };
-        let settings = self.engine.settings();
-        picture.select(PictureKey {
-            routine: settings.routine.clone(),
-            minutes: settings.minutes,
-            intensity: settings.intensity,
-            heat: settings.heat,
-        });
-        if !self.connected {
-            return;
-        }
-        if let Some(key) = picture.poll_publish(now) {
-            self.actions.push_back(Action::DrawPicture(key));
-        }
-    }
-
-    /// A picture the shell drew for `key`: published, retained, unless a newer selection
-    /// superseded it meanwhile.
-    pub fn handle_picture(&mut self, key: &PictureKey, drawn: Result<String, String>) {
-        if self.picture.as_ref().and_then(PictureSchedule::published) != Some(key) {
-            return;
-        }
-        match drawn {
-            Ok(svg) => self.publish(
-                routine_image::image_topic(&self.topics),
-                svg.into_bytes(),
-                true,
-                Delivery::Latest,
-            ),
-            Err(error) => {
-                tracing::warn!(routine = %key.routine, %error, "could not draw the routine picture");
-            }
-        }
-    }
-
-    fn publish_state(&mut self, now: Instant) {
-        let snapshot = self.engine.snapshot(now);
-        self.publish_snapshot(&snapshot);
-    }
-
-    fn publish_snapshot(&mut self, snapshot: &Snapshot) {
-        let payload = state::render(
-            snapshot,
-            &self.clock,
-            self.last_message.get(),
-            &self.diagnostics(),
-        );
-        self.publish(
-            self.topics.state.clone(),
-            payload.into_bytes(),
-            true,
-            Delivery::Latest,
-        );
-    }
-
-    /// Queues a publish; nothing while the broker is away (everything retained is
-    /// republished on reconnect).
-    fn publish(&mut self, topic: String, payload: Vec<u8>, retain: bool, delivery: Delivery) {
-        if self.connected {
-            self.actions.push_back(Action::Publish(Publish {
-                topic,
-                payload,
-                retain,
-                delivery,
-            }));
-        }
-    }
-
     /// After every input: the engine's outputs become actions, and a change arms a save.
     fn settle(&mut self, now: Instant) {
         self.drain_engine();
         self.schedule_picture(now);
         let current = self.current_saved();
         self.saves.observe(now, &current);
-    }
-
-    fn drain_engine(&mut self) {
-        while let Some(output) = self.engine.poll_output() {
-            match output {
-                Output::Frame(frame) => self.actions.push_back(Action::WriteFrame(frame)),
-                Output::State(snapshot) => self.publish_snapshot(&snapshot),
-                Output::Event(event) => {
-                    tracing::info!(event = event.kind.as_str(), routine = %event.routine, "session event");
-                    // Engine events are few (commands are rate limited) and say what really
-                    // happened, a stop's `stopped` first of all: never shed.
-                    let delivery = match event.kind {
-                        EventKind::Rejected => Delivery::Bulk,
-                        _ => Delivery::Critical,
-                    };
-                    self.publish(
-                        self.topics.event.clone(),
-                        render_event(&event).into_bytes(),
-                        false,
-                        delivery,
-                    );
-                }
-            }
-        }
     }
 
     fn current_saved(&self) -> SavedState {

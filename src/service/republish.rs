@@ -1,6 +1,7 @@
 //! Home Assistant's birth message asks every device to republish; answer after a random
 //! delay so a house full of devices does not answer at once, and only once per burst.
 
+use super::deadline::Deadline;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -11,38 +12,36 @@ pub(crate) const DELAY_MS: Range<u64> = 200..2500;
 #[derive(Debug, Clone)]
 pub struct Republish {
     rng: fastrand::Rng,
-    due: Option<Instant>,
+    due: Deadline,
 }
 
 impl Republish {
     /// Nothing pending; delays are drawn from `rng`.
     pub fn new(rng: fastrand::Rng) -> Republish {
-        Republish { rng, due: None }
+        Republish {
+            rng,
+            due: Deadline::default(),
+        }
     }
 
     /// A birth message at `now`: `Some(delay)` when it schedules a republish, `None` when one
     /// is already pending (it covers this birth too).
     pub fn birth(&mut self, now: Instant) -> Option<Duration> {
-        if self.due.is_some() {
+        if self.due.is_set() {
             return None;
         }
         let delay = Duration::from_millis(self.rng.u64(DELAY_MS));
-        self.due = Some(now + delay);
+        self.due.set(now + delay);
         Some(delay)
     }
 
     /// When the pending republish is due.
     pub fn due(&self) -> Option<Instant> {
-        self.due
+        self.due.due()
     }
 
     /// True (once) when the republish is due at `now`.
     pub(crate) fn fire(&mut self, now: Instant) -> bool {
-        if self.due.is_some_and(|due| now >= due) {
-            self.due = None;
-            true
-        } else {
-            false
-        }
+        self.due.fire(now)
     }
 }
