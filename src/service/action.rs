@@ -30,13 +30,13 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
     /// Topic to publish on.
-    pub topic: String,
+    pub(crate) topic: String,
     /// Payload bytes.
-    pub payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
     /// Whether the broker keeps it.
-    pub retain: bool,
+    pub(crate) retain: bool,
     /// How it may be treated under overload.
-    pub delivery: Delivery,
+    pub(crate) delivery: Delivery,
 }
 
 /// A systemd notification (`sd_notify`).

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 impl Service {
     /// The result of writing a frame or a heartbeat: an error puts the engine in `fault`.
-    pub fn handle_device(&mut self, now: Instant, result: Result<(), DeviceFailure>) {
+    pub(crate) fn handle_device(&mut self, now: Instant, result: Result<(), DeviceFailure>) {
         if self.exited {
             return;
         }
@@ -31,7 +31,7 @@ impl Service {
 
     /// The result of [`super::Action::RecoverDevice`]: the waiting `clear_fault` is applied on
     /// success, refused with `fault_active` otherwise.
-    pub fn handle_recovered(&mut self, now: Instant, result: Result<(), DeviceFailure>) {
+    pub(crate) fn handle_recovered(&mut self, now: Instant, result: Result<(), DeviceFailure>) {
         let result = result.map_err(|failure| failure.message);
         let Some(waiting) = self.intake.recovered(result) else {
             return;

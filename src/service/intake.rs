@@ -14,13 +14,13 @@ pub use crate::mqtt::command::CommandId;
 /// A command that parsed: what it asks, its id, and the refused fields of a stop that still
 /// stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parsed {
+pub(crate) struct Parsed {
     /// The id its reply carries.
-    pub id: Option<CommandId>,
+    pub(crate) id: Option<CommandId>,
     /// What it asks.
-    pub command: Command,
+    pub(crate) command: Command,
     /// Refusals of other fields of a `stop`.
-    pub refused: Vec<Rejection>,
+    pub(crate) refused: Vec<Rejection>,
 }
 
 impl Parsed {

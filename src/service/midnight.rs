@@ -9,18 +9,18 @@ const MIN_WAIT: Duration = Duration::from_secs(1);
 
 /// When the calendar is next to be read.
 #[derive(Debug, Clone, Default)]
-pub struct Midnight {
+pub(crate) struct Midnight {
     at: Deadline,
 }
 
 impl Midnight {
     /// Told at `now` that midnight is `until` away.
-    pub fn set(&mut self, now: Instant, until: Duration) {
+    pub(crate) fn set(&mut self, now: Instant, until: Duration) {
         self.at.set(now + until.max(MIN_WAIT));
     }
 
     /// When the next midnight is.
-    pub fn due(&self) -> Option<Instant> {
+    pub(crate) fn due(&self) -> Option<Instant> {
         self.at.due()
     }
 

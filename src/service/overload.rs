@@ -10,7 +10,7 @@ use std::time::Instant;
 
 impl Service {
     /// Publishes that the shell could not queue (`n` of them) are counted and reported.
-    pub fn handle_shed(&mut self, now: Instant, n: u64) {
+    pub(crate) fn handle_shed(&mut self, now: Instant, n: u64) {
         self.shed_total = self.shed_total.saturating_add(n);
         if let Some(count) = self.shed_log.note(now, n) {
             tracing::warn!(count, total = self.shed_total, "mqtt publishes shed");

@@ -38,7 +38,7 @@ impl Service {
 
     /// A picture the shell drew for `key`: published, retained, unless a newer selection
     /// superseded it meanwhile.
-    pub fn handle_picture(&mut self, key: &PictureKey, drawn: Result<String, String>) {
+    pub(crate) fn handle_picture(&mut self, key: &PictureKey, drawn: Result<String, String>) {
         if self.picture.as_ref().and_then(PictureSchedule::published) != Some(key) {
             return;
         }

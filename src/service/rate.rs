@@ -4,7 +4,7 @@ use std::time::Instant;
 
 /// Allows `burst` commands at once and `per_sec` on average.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     per_sec: u64,
     /// Capacity in thousandths of a token.
     capacity_milli: u64,
@@ -25,7 +25,7 @@ impl TokenBucket {
     }
 
     /// Takes one token if there is one.
-    pub fn allow(&mut self, now: Instant) -> bool {
+    pub(crate) fn allow(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last {
             let elapsed_micros = now.saturating_duration_since(last).as_micros();
             let refill = elapsed_micros.saturating_mul(u128::from(self.per_sec)) / 1000;

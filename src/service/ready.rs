@@ -9,7 +9,7 @@ pub(crate) const READY_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Whether `READY=1` is still to be sent, and its deadline.
 #[derive(Debug, Clone)]
-pub struct Ready {
+pub(crate) struct Ready {
     deadline: Deadline,
 }
 
@@ -27,7 +27,7 @@ impl Ready {
     }
 
     /// When `READY=1` goes out at the latest, while not yet sent.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline.due()
     }
 

@@ -10,7 +10,7 @@ pub(crate) const DELAY_MS: Range<u64> = 200..2500;
 
 /// The pending republish, with its seeded RNG.
 #[derive(Debug, Clone)]
-pub struct Republish {
+pub(crate) struct Republish {
     rng: fastrand::Rng,
     due: Deadline,
 }
@@ -26,7 +26,7 @@ impl Republish {
 
     /// A birth message at `now`: `Some(delay)` when it schedules a republish, `None` when one
     /// is already pending (it covers this birth too).
-    pub fn birth(&mut self, now: Instant) -> Option<Duration> {
+    pub(crate) fn birth(&mut self, now: Instant) -> Option<Duration> {
         if self.due.is_set() {
             return None;
         }
@@ -36,7 +36,7 @@ impl Republish {
     }
 
     /// When the pending republish is due.
-    pub fn due(&self) -> Option<Instant> {
+    pub(crate) fn due(&self) -> Option<Instant> {
         self.due.due()
     }
 

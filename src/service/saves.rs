@@ -16,7 +16,7 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What the save policy decided about a save result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SaveNews {
+pub(crate) enum SaveNews {
     /// Nothing worth a log line or a state change.
     Quiet,
     /// The first failure of a run of failures (warn, and show the problem).
@@ -27,7 +27,7 @@ pub enum SaveNews {
 
 /// The saving state machine.
 #[derive(Debug, Clone)]
-pub struct Saves {
+pub(crate) struct Saves {
     debounce: Duration,
     /// What the store holds, as far as we know.
     written: SavedState,
@@ -55,14 +55,14 @@ impl Saves {
     }
 
     /// Notes the state after an input; a change arms the debounce (later changes do not move it).
-    pub fn observe(&mut self, now: Instant, current: &SavedState) {
+    pub(crate) fn observe(&mut self, now: Instant, current: &SavedState) {
         if *current != self.written && !self.due.is_set() && self.in_flight.is_none() {
             self.due.set(now + self.debounce);
         }
     }
 
     /// When the next save is due.
-    pub fn due(&self) -> Option<Instant> {
+    pub(crate) fn due(&self) -> Option<Instant> {
         if self.in_flight.is_some() {
             None
         } else {
@@ -94,7 +94,7 @@ impl Saves {
     }
 
     /// The shell's report on the save in flight.
-    pub fn result(
+    pub(crate) fn result(
         &mut self,
         now: Instant,
         result: Result<(), String>,
@@ -141,7 +141,7 @@ impl Saves {
 impl Service {
     /// The result of [`super::Action::Save`]; a failure is retried with backoff and shown as a
     /// `problem` in the state until a save succeeds.
-    pub fn handle_saved(&mut self, now: Instant, result: Result<(), String>) {
+    pub(crate) fn handle_saved(&mut self, now: Instant, result: Result<(), String>) {
         let error = result.as_ref().err().cloned();
         let current = self.current_saved();
         match self.saves.result(now, result, &current) {

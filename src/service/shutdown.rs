@@ -7,13 +7,13 @@ use std::time::Instant;
 
 impl Service {
     /// A signal: stop like [`Service::shutdown`].
-    pub fn handle_signal(&mut self, now: Instant, signal: Signal) {
+    pub(crate) fn handle_signal(&mut self, now: Instant, signal: Signal) {
         tracing::info!(signal = signal.name(), "stopping");
         self.shutdown(now);
     }
 
     /// Outputs off, the session ended and saved, `offline` published, then [`Action::Exit`].
-    pub fn shutdown(&mut self, now: Instant) {
+    pub(crate) fn shutdown(&mut self, now: Instant) {
         if self.exited {
             return;
         }

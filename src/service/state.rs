@@ -8,23 +8,23 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diagnostics {
     /// Publishes and incoming messages shed under overload since start-up.
-    pub shed: u64,
+    pub(crate) shed: u64,
     /// A problem that is not a device fault (a failing save), `null` when there is none.
-    pub problem: Option<Problem>,
+    pub(crate) problem: Option<Problem>,
 }
 
 /// A problem shown in the state until it goes away.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// Machine-readable code, e.g. `save_failed`.
-    pub code: &'static str,
+    pub(crate) code: &'static str,
     /// What went wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// The `{root}/state` payload: `render_state`'s object with the diagnostics appended as
 /// further keys (render_state keeps the contract's key order; these come last).
-pub fn render(
+pub(crate) fn render(
     snapshot: &Snapshot,
     clock: &WallClock,
     last_message: Option<&str>,

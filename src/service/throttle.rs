@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 /// Counts occurrences and says when a log line is due.
 #[derive(Debug, Clone)]
-pub struct CountedLog {
+pub(crate) struct CountedLog {
     window: Duration,
     /// When the last line was written.
     last_line: Option<Instant>,
@@ -25,7 +25,7 @@ impl CountedLog {
 
     /// Notes `n` occurrences at `now`; `Some(count)` means log a line now covering `count`
     /// occurrences (these and the unlogged ones before them).
-    pub fn note(&mut self, now: Instant, n: u64) -> Option<u64> {
+    pub(crate) fn note(&mut self, now: Instant, n: u64) -> Option<u64> {
         self.unlogged = self.unlogged.saturating_add(n);
         if self.last_line.is_some_and(|at| now < at + self.window) {
             return None;
@@ -41,7 +41,7 @@ impl CountedLog {
     }
 
     /// `Some(count)` when the unlogged occurrences are due: log a line with the count.
-    pub fn flush(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn flush(&mut self, now: Instant) -> Option<u64> {
         if self.flush_due().is_some_and(|due| now >= due) {
             self.last_line = Some(now);
             Some(std::mem::take(&mut self.unlogged))

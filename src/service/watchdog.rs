@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 /// When the next `WATCHDOG=1` is due.
 #[derive(Debug, Clone)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     interval: Duration,
     next: Instant,
 }
@@ -19,7 +19,7 @@ impl Watchdog {
     }
 
     /// When the next ping is due.
-    pub fn due(&self) -> Instant {
+    pub(crate) fn due(&self) -> Instant {
         self.next
     }
 

@@ -45,7 +45,7 @@ impl Events {
     }
 
     /// An event already waiting, in the same order as [`Events::recv`], without waiting.
-    pub fn try_recv(&mut self) -> Option<LinkEvent> {
+    pub(crate) fn try_recv(&mut self) -> Option<LinkEvent> {
         if let Ok(event) = self.priority.try_recv() {
             return Some(event);
         }

@@ -45,6 +45,7 @@ mod shed;
 mod subscribe;
 
 pub use events::Events;
+#[cfg(feature = "embedded-broker")]
 pub(crate) use options::PACKET_HEADROOM;
 pub use options::{LastWill, LinkOptions};
 pub use publisher::Publisher;

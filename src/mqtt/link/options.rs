@@ -37,13 +37,13 @@ pub struct LastWill {
 #[derive(Clone, PartialEq, Eq)]
 pub struct LinkOptions {
     /// Broker host name or address.
-    pub host: String,
+    pub(crate) host: String,
     /// Broker TCP port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// MQTT client id; reconnects reuse it.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Keep-alive interval (pings while idle; the broker drops us after 1.5 times this).
-    pub keep_alive: Duration,
+    pub(crate) keep_alive: Duration,
     /// User name, if the broker needs one.
     pub username: Option<String>,
     /// Password, if the broker needs one.

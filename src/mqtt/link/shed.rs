@@ -24,7 +24,7 @@ pub struct ShedTotals {
     /// Incoming messages shed because the consumer was behind.
     pub inbound: u64,
     /// Bulk publishes shed because the broker was behind.
-    pub outbound: u64,
+    pub(crate) outbound: u64,
 }
 
 /// Shed messages of both directions: totals, log throttles, and what the consumer has not
