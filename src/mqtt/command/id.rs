@@ -17,13 +17,18 @@ pub(crate) fn peek_id(payload: &[u8]) -> Option<CommandId> {
 
 /// The last top-level `id` of `payload` (JSON keeps the last of duplicate keys), parsed.
 pub(super) fn read_id(payload: &[u8]) -> Option<Result<CommandId, String>> {
+    let end = payload.as_ptr_range().end;
     let mut id = None;
     scan_object(payload, |key, value| {
         if key_is(key, "id") {
-            id = Some(value);
+            // A number running to the very end may have been cut there (a payload over the
+            // size limit is read as its prefix): its digits are not the id. A string proves
+            // its end with the closing quote.
+            let cut = value.first() != Some(&b'"') && value.as_ptr_range().end == end;
+            id = Some((!cut).then_some(value));
         }
     });
-    id.map(id_from_raw)
+    id.flatten().map(id_from_raw)
 }
 
 /// An id from its raw JSON text: a string of at most [`MAX_ID_CHARS`] characters, or an
@@ -65,7 +70,20 @@ fn id_from_raw(raw: &[u8]) -> Result<CommandId, String> {
 mod tests {
     use super::*;
     use crate::core::RejectCode;
+    use crate::mqtt::command::parse_command;
     use crate::mqtt::command::testing::{err, ok};
+
+    #[test]
+    fn an_integer_id_cut_by_the_size_limit_is_not_answered_with_its_prefix() {
+        let payload = br#"{"id":12345,"action":"pause"}"#;
+        let cut = parse_command(payload, 8).expect_err("over the limit");
+        assert_eq!(cut.rejection.code, RejectCode::TooLarge);
+        assert_eq!(cut.id, None, "{{\"id\":12 is a prefix, not the id");
+        let whole = parse_command(payload, 12).expect_err("over the limit");
+        assert_eq!(whole.id, Some(CommandId::Integer("12345".into())));
+        let string = parse_command(br#"{"id":"12345","action":"pause"}"#, 10);
+        assert_eq!(string.expect_err("over the limit").id, None);
+    }
 
     #[test]
     fn numeric_id_is_kept_as_its_text() {

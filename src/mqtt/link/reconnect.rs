@@ -109,23 +109,25 @@ impl Reconnect {
             Some(_) | None => self.quick_closes = 0,
         }
         let takeover = broker_says_takeover || self.quick_closes >= 2;
-        let delay = if takeover {
-            self.takeover_backoff.next_delay(&mut self.rng)
-        } else {
-            self.backoff.next_delay(&mut self.rng)
-        };
-        let Some(lasted) = lasted else {
-            return Retry {
-                ending: Ending::AttemptFailed,
-                delay,
-            };
-        };
-        if lasted >= STABLE_CONNECTION {
+        if lasted.is_some_and(|lasted| lasted >= STABLE_CONNECTION) {
+            // The connection held: the next attempt starts from the floor, not from the
+            // ceiling that the failures before this connection had reached.
             self.backoff.reset();
             if !takeover {
                 self.takeover_backoff.reset();
                 self.takeover_logged = false;
             }
+        }
+        let delay = if takeover {
+            self.takeover_backoff.next_delay(&mut self.rng)
+        } else {
+            self.backoff.next_delay(&mut self.rng)
+        };
+        if lasted.is_none() {
+            return Retry {
+                ending: Ending::AttemptFailed,
+                delay,
+            };
         }
         let ending = if takeover {
             let first = !self.takeover_logged;
@@ -229,6 +231,26 @@ mod tests {
         let retry = reconnect.ended(now, true);
         assert_eq!(retry.ending, Ending::TakenOver { first: true });
         assert_eq!(retry.delay, TAKEOVER_BACKOFF_MIN);
+    }
+
+    #[test]
+    fn a_stable_connection_lost_retries_from_the_floor_not_from_earlier_failures() {
+        let mut reconnect = reconnect();
+        let mut now = Instant::now();
+        for _ in 0..10 {
+            let failed = reconnect.ended(now, false);
+            assert_eq!(failed.ending, Ending::AttemptFailed);
+            now += failed.delay;
+        }
+        let retry = connection(&mut reconnect, &mut now, Duration::from_secs(3600));
+        assert_eq!(retry.ending, Ending::Lost);
+        assert_eq!(
+            retry.delay, MIN,
+            "first retry after an hour online: {retry:?}"
+        );
+        // A connection that did not hold keeps growing the backoff from there.
+        let retry = connection(&mut reconnect, &mut now, QUICK_CLOSE);
+        assert!(retry.delay <= 2 * MIN, "{retry:?}");
     }
 
     #[test]
