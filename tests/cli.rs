@@ -137,7 +137,7 @@ async fn ctl_starts_reports_rejections_and_status_follows_availability() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forget_clears_discovery_state_and_availability() {
+async fn forget_clears_discovery_picture_state_and_availability() {
     let broker = TestBroker::start();
     let mut daemon = DaemonProcess::spawn(&broker, "");
     let mut client = daemon.online_watcher(&broker, "forget-watch").await;
@@ -145,6 +145,11 @@ async fn forget_clears_discovery_state_and_availability() {
     client.subscribe(&discovery).await;
     client
         .expect(&discovery, |m| m.text().contains("cmps"), TIMEOUT)
+        .await;
+    let picture = daemon.topic("routine_image");
+    client.subscribe(&picture).await;
+    client
+        .expect(&picture, |m| m.text().starts_with("<svg"), TIMEOUT)
         .await;
     daemon.signal("TERM");
     daemon.wait_exit(TIMEOUT).expect("daemon exits");
@@ -155,6 +160,7 @@ async fn forget_clears_discovery_state_and_availability() {
     let mut fresh = support::TestClient::connect(&broker, "forget-check").await;
     for topic in [
         discovery,
+        picture,
         daemon.topic("state"),
         daemon.topic("availability"),
     ] {

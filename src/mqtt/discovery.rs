@@ -8,7 +8,7 @@ use super::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
 use crate::core::{Action, EventKind, SessionState};
 use serde_json::{Map, Value, json};
 
-use super::routine_image::{CONTENT_TYPE, image_topic};
+use super::routine_image::CONTENT_TYPE;
 
 /// Origin name shown in Home Assistant (the software that publishes the device).
 pub(crate) const ORIGIN_NAME: &str = "massaged";
@@ -446,7 +446,7 @@ pub(crate) fn discovery_value(info: &DiscoveryInfo) -> Value {
         "Routine",
         "mdi:chart-timeline-variant",
         json!({
-            "image_topic": image_topic(topics),
+            "image_topic": topics.routine_image,
             "content_type": CONTENT_TYPE,
         }),
     );
@@ -484,10 +484,12 @@ pub(crate) fn discovery_value(info: &DiscoveryInfo) -> Value {
 }
 
 /// The retained topics to clear (publish empty) to remove the device from Home Assistant and
-/// clear its state and availability (discovery first, so entities go before they turn unavailable).
-pub fn forget_topics(topics: &Topics) -> [&str; 3] {
+/// clear its picture, state and availability (discovery first, so entities go before they
+/// turn unavailable).
+pub fn forget_topics(topics: &Topics) -> [&str; 4] {
     [
         topics.discovery_config.as_str(),
+        topics.routine_image.as_str(),
         topics.state.as_str(),
         topics.availability.as_str(),
     ]
@@ -689,12 +691,13 @@ mod tests {
     }
 
     #[test]
-    fn forgetting_clears_discovery_state_and_availability() {
+    fn forgetting_clears_discovery_picture_state_and_availability() {
         let topics = Topics::new("massaged", "den-pi", "homeassistant");
         assert_eq!(
             forget_topics(&topics),
             [
                 "homeassistant/device/den-pi/config",
+                "massaged/den-pi/routine_image",
                 "massaged/den-pi/state",
                 "massaged/den-pi/availability"
             ]

@@ -5,7 +5,6 @@
 //! changes, on (re)connect and on Home Assistant's birth, but never more often than once per
 //! `min_interval`, so a dragged intensity slider costs one picture per interval, the last one.
 
-use super::topics::Topics;
 use std::time::{Duration, Instant};
 
 /// MIME type of the published picture (the image entity's `content_type`).
@@ -13,11 +12,6 @@ pub(crate) const CONTENT_TYPE: &str = "image/svg+xml";
 
 /// Shortest time between two pictures by default.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(2);
-
-/// `{root}/routine_image`: the retained picture of the selected routine.
-pub(crate) fn image_topic(topics: &Topics) -> String {
-    format!("{}/routine_image", topics.root)
-}
 
 /// What the picture shows; a different key needs a new picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,11 +177,5 @@ mod tests {
         schedule.select(key(60));
         assert_eq!(schedule.poll_timeout(), None);
         assert_eq!(schedule.poll_publish(t0 + MIN_INTERVAL), None);
-    }
-
-    #[test]
-    fn the_image_topic_sits_under_the_device_root() {
-        let topics = Topics::new("massaged", "den-pi", "homeassistant");
-        assert_eq!(image_topic(&topics), "massaged/den-pi/routine_image");
     }
 }

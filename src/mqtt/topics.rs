@@ -20,6 +20,8 @@ pub struct Topics {
     pub(crate) event: String,
     /// `{root}/response`: replies to commands that carried an id.
     pub(crate) response: String,
+    /// `{root}/routine_image`: the SVG picture of the selected routine, retained.
+    pub(crate) routine_image: String,
     /// `{discovery_prefix}/device/{device_id}/config`: Home Assistant device discovery, retained.
     pub(crate) discovery_config: String,
     /// `{discovery_prefix}/status`: Home Assistant's birth and will messages.
@@ -36,6 +38,7 @@ impl Topics {
             set: format!("{root}/set"),
             event: format!("{root}/event"),
             response: format!("{root}/response"),
+            routine_image: format!("{root}/routine_image"),
             discovery_config: format!("{discovery_prefix}/device/{device_id}/config"),
             ha_status: format!("{discovery_prefix}/status"),
             root,
@@ -56,6 +59,7 @@ mod tests {
         assert_eq!(t.set, "massaged/den-pi/set");
         assert_eq!(t.event, "massaged/den-pi/event");
         assert_eq!(t.response, "massaged/den-pi/response");
+        assert_eq!(t.routine_image, "massaged/den-pi/routine_image");
         assert_eq!(t.discovery_config, "homeassistant/device/den-pi/config");
         assert_eq!(t.ha_status, "homeassistant/status");
     }

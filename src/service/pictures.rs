@@ -3,7 +3,7 @@
 //! picture of a superseded selection is dropped.
 
 use super::{Action, Service};
-use crate::mqtt::routine_image::{self, PictureKey, PictureSchedule};
+use crate::mqtt::routine_image::{PictureKey, PictureSchedule};
 use std::time::Instant;
 
 impl Service {
@@ -44,7 +44,7 @@ impl Service {
         }
         match drawn {
             Ok(svg) => {
-                self.publish_retained(routine_image::image_topic(&self.topics), svg.into_bytes());
+                self.publish_retained(self.topics.routine_image.clone(), svg.into_bytes());
             }
             Err(error) => {
                 tracing::warn!(routine = %key.routine, %error, "could not draw the routine picture");
