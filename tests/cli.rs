@@ -173,6 +173,21 @@ async fn forget_clears_discovery_picture_state_and_availability() {
             daemon.log()
         );
     }
+
+    // Another device by id: its topics, and the message names it, not this config's device.
+    let out = massaged(&[
+        "--config",
+        config.to_str().unwrap(),
+        "forget",
+        "--device",
+        "old-den-pi",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("removed massaged/old-den-pi from Home Assistant"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// Runs massaged with its stdout a pipe whose reading end is closed at once, as after

@@ -2,7 +2,6 @@
 
 use super::{client_target, emit, load, runtime};
 use anyhow::Result;
-use massaged::config::Config;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -11,14 +10,11 @@ pub(crate) fn forget(config: Option<&Path>, device: Option<String>) -> Result<Ex
     let config = load(config)?;
     massaged::logging::init("warn", massaged::config::LogFormat::Text);
     let (options, topics) = client_target(&config, device)?;
+    // The device named by `--device`, not the configuration's own.
+    let root = topics.root().to_owned();
     runtime()?.block_on(massaged::forget::run(options, topics))?;
     emit(&format!(
-        "removed {} from Home Assistant and cleared its retained topics\n",
-        topics_root(&config)
+        "removed {root} from Home Assistant and cleared its retained topics\n"
     ))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn topics_root(config: &Config) -> String {
-    format!("{}/{}", config.mqtt.base_topic, config.device_id())
 }

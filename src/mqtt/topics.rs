@@ -44,6 +44,11 @@ impl Topics {
             root,
         }
     }
+
+    /// `{base_topic}/{device_id}`, under which every device topic sits.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
 }
 
 #[cfg(test)]
