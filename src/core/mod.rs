@@ -1,14 +1,14 @@
 //! The deterministic core: no async runtime, no I/O, no clock reads. Time comes in as an argument.
 
-pub mod channels;
-pub mod command;
-pub mod config;
-pub mod date;
-pub mod engine;
-pub mod limits;
-pub mod output;
+pub(crate) mod channels;
+pub(crate) mod command;
+pub(crate) mod config;
+pub(crate) mod date;
+pub(crate) mod engine;
+pub(crate) mod limits;
+pub(crate) mod output;
 pub mod routine;
-pub mod waveform;
+pub(crate) mod waveform;
 
 pub use channels::{ChannelMap, Frame, LEVEL_MAX};
 pub use command::{Action, Command, RejectCode, Rejection};

@@ -3,7 +3,7 @@
 //! next input, feed it to the service, and let the shell (`shell.rs`) execute the actions it
 //! returns, until the service exits.
 
-pub mod calendar;
+pub(crate) mod calendar;
 mod link_options;
 mod pictures;
 mod saver;
@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 pub use link_options::link_options_from_config;
-pub use signals::shutdown_signal;
+pub(crate) use signals::shutdown_signal;
 
 /// Why the daemon could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]

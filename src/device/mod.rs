@@ -3,20 +3,20 @@
 //! The daemon owns one [`Driver`]. Every backend zeroes its outputs when dropped, so a panic
 //! that unwinds through the daemon leaves the device off.
 
-pub mod front;
-pub mod protocol;
-pub mod pwm;
+pub(crate) mod front;
+pub(crate) mod protocol;
+pub(crate) mod pwm;
 mod pwm_settings;
 pub mod serial;
 mod serial_settings;
-pub mod settings;
-pub mod sim;
+pub(crate) mod settings;
+pub(crate) mod sim;
 
 pub use pwm::PwmDriver;
 pub use pwm_settings::{PwmSection, parse_pwm_output};
 pub use serial::SerialDriver;
 pub use serial_settings::SerialSection;
-pub use sim::SimDriver;
+pub(crate) use sim::SimDriver;
 
 use crate::core::{Frame, LEVEL_MAX};
 pub use settings::{DriverKind, DriverSection};

@@ -9,7 +9,7 @@ use crate::mqtt::command::{CommandError, ParsedCommand, parse_command};
 use crate::mqtt::render::{render_rejected, render_response};
 use std::time::Instant;
 
-pub use crate::mqtt::command::CommandId;
+pub(crate) use crate::mqtt::command::CommandId;
 
 /// A command that parsed: what it asks, its id, and the refused fields of a stop that still
 /// stops.

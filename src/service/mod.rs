@@ -42,9 +42,9 @@ mod watchdog;
 mod tests;
 
 pub use action::{Action, Notice, Publish};
-pub use state::{Diagnostics, Problem};
+pub use state::Diagnostics;
 
-use crate::core::{Date, Engine, SessionState, Snapshot};
+use crate::core::{Date, Engine};
 use crate::mqtt::last_message::LastMessage;
 use crate::mqtt::render::WallClock;
 use crate::mqtt::routine_image::{self, PictureSchedule};
@@ -252,12 +252,14 @@ impl Service {
     }
 
     /// The engine's state right now.
-    pub fn state(&self) -> SessionState {
+    #[cfg(test)]
+    pub fn state(&self) -> crate::core::SessionState {
         self.engine.state()
     }
 
     /// The engine's snapshot at `now`.
-    pub fn snapshot(&self, now: Instant) -> Snapshot {
+    #[cfg(test)]
+    pub fn snapshot(&self, now: Instant) -> crate::core::Snapshot {
         self.engine.snapshot(now)
     }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::builtin_routines;
-use crate::core::{Counters, EngineConfig, Settings};
+use crate::core::{Counters, EngineConfig, SessionState, Settings};
 use crate::mqtt::outbox::Delivery;
 use crate::mqtt::routine_image::PictureKey;
 use std::sync::{Arc, Mutex};
