@@ -21,7 +21,8 @@ pub enum ForgetError {
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Publishes empty retained messages on discovery, state and availability, then disconnects.
+/// Publishes empty retained messages on discovery, the routine picture, state and
+/// availability, then disconnects.
 pub async fn run(mut options: LinkOptions, topics: Topics) -> Result<(), ForgetError> {
     let broker = format!("{}:{}", options.host, options.port);
     options.client_id = format!("massaged-forget-{:08x}", fastrand::u32(..));

@@ -43,7 +43,7 @@ enum Cmd {
         #[command(subcommand)]
         action: CtlCmd,
     },
-    /// Remove the device from Home Assistant and clear its retained state and availability.
+    /// Remove the device from Home Assistant and clear its retained picture, state and availability.
     Forget {
         /// Device id (default: device.id from the config, else the host name).
         #[arg(long)]

@@ -79,8 +79,14 @@ mod tests {
         let cut = parse_command(payload, 8).expect_err("over the limit");
         assert_eq!(cut.rejection.code, RejectCode::TooLarge);
         assert_eq!(cut.id, None, "{{\"id\":12 is a prefix, not the id");
-        let whole = parse_command(payload, 12).expect_err("over the limit");
-        assert_eq!(whole.id, Some(CommandId::Integer("12345".into())));
+        for limit in [11, 12] {
+            let whole = parse_command(payload, limit).expect_err("over the limit");
+            assert_eq!(
+                whole.id,
+                Some(CommandId::Integer("12345".into())),
+                "{limit}"
+            );
+        }
         let string = parse_command(br#"{"id":"12345","action":"pause"}"#, 10);
         assert_eq!(string.expect_err("over the limit").id, None);
     }

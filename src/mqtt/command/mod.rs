@@ -92,8 +92,9 @@ impl CommandError {
 /// object, is refused whole.
 pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<ParsedCommand, CommandError> {
     if payload.len() > max_bytes {
-        // The id is read from a bounded prefix only: that much we were willing to read anyway.
-        let id = peek_id(&payload[..max_bytes]);
+        // The id is read from a bounded prefix only: that much we were willing to read anyway,
+        // and one byte more, so a number that ends exactly at the limit is seen to end there.
+        let id = peek_id(&payload[..=max_bytes]);
         let rejection = Rejection::new(
             RejectCode::TooLarge,
             format!(
