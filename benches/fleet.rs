@@ -20,7 +20,7 @@ use bench::{Client, machine, median, ms, percentile, status_kb};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::daemon::DaemonProcess;
-use support::{BrokerKind, TestBroker};
+use support::{BrokerKind, Received, TestBroker};
 
 /// Longest wait for the whole fleet to come online or republish; only reached when broken.
 const FLEET_TIMEOUT: Duration = Duration::from_secs(120);
@@ -39,6 +39,25 @@ fn device_of(topic: &str) -> Option<&str> {
         (Some("massaged"), Some(id), _) => Some(id),
         (Some("homeassistant"), Some("device"), Some(id)) => Some(id),
         _ => None,
+    }
+}
+
+/// The next message `watcher` receives about a daemon of the fleet (`ids`: device id to
+/// index), with that daemon's index; panics unless every daemon was `what` by `deadline`.
+async fn next_from_fleet(
+    watcher: &mut Client,
+    ids: &HashMap<String, usize>,
+    deadline: tokio::time::Instant,
+    what: &str,
+) -> (usize, Received) {
+    loop {
+        let message = tokio::time::timeout_at(deadline, watcher.messages.recv())
+            .await
+            .unwrap_or_else(|_| panic!("every daemon {what} in time"))
+            .expect("watcher open");
+        if let Some(&i) = device_of(&message.topic).and_then(|id| ids.get(id)) {
+            return (i, message);
+        }
     }
 }
 
@@ -92,18 +111,12 @@ async fn run(count: usize) {
     let mut seen_online = 0;
     let deadline = tokio::time::Instant::now() + FLEET_TIMEOUT;
     while seen_online < count {
-        let message = tokio::time::timeout_at(deadline, watcher.messages.recv())
-            .await
-            .expect("every daemon online in time")
-            .expect("watcher open");
-        if message.topic.ends_with("/availability") && message.payload.as_ref() == b"online" {
-            let Some(&i) = device_of(&message.topic).and_then(|id| ids.get(id)) else {
-                continue;
-            };
-            if online[i].is_none() {
-                online[i] = Some(message.at);
-                seen_online += 1;
-            }
+        let (i, message) = next_from_fleet(&mut watcher, &ids, deadline, "online").await;
+        let is_online =
+            message.topic.ends_with("/availability") && message.payload.as_ref() == b"online";
+        if is_online && online[i].is_none() {
+            online[i] = Some(message.at);
+            seen_online += 1;
         }
     }
     let all_online = online
@@ -138,13 +151,7 @@ async fn run(count: usize) {
     let mut done = 0;
     let deadline = tokio::time::Instant::now() + FLEET_TIMEOUT;
     while done < count {
-        let message = tokio::time::timeout_at(deadline, watcher.messages.recv())
-            .await
-            .expect("every daemon republished in time")
-            .expect("watcher open");
-        let Some(&i) = device_of(&message.topic).and_then(|id| ids.get(id)) else {
-            continue;
-        };
+        let (i, message) = next_from_fleet(&mut watcher, &ids, deadline, "republished").await;
         let slot = if message.topic.ends_with("/config") {
             &mut discovery[i]
         } else if message.topic.ends_with("/state") {

@@ -6,6 +6,7 @@ mod support;
 
 use std::process::{Command, Output};
 use support::daemon::DaemonProcess;
+use support::routine::routine_toml;
 use support::{TIMEOUT, TestBroker};
 
 fn massaged(args: &[&str]) -> Output {
@@ -91,8 +92,7 @@ fn ctl(daemon: &DaemonProcess, args: &[&str]) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_starts_reports_rejections_and_status_follows_availability() {
     let broker = TestBroker::start();
-    let mut daemon = DaemonProcess::spawn(&broker, "");
-    let _watch = daemon.online_watcher(&broker, "cli-watch").await;
+    let (mut daemon, _watch) = DaemonProcess::spawn_online(&broker, "", "cli-watch").await;
 
     let out = ctl(&daemon, &["start", "Temple circles", "--intensity", "40"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -139,8 +139,7 @@ async fn ctl_starts_reports_rejections_and_status_follows_availability() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_clears_discovery_picture_state_and_availability() {
     let broker = TestBroker::start();
-    let mut daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = daemon.online_watcher(&broker, "forget-watch").await;
+    let (mut daemon, mut client) = DaemonProcess::spawn_online(&broker, "", "forget-watch").await;
     let discovery = format!("homeassistant/device/{}/config", daemon.device_id);
     client.subscribe(&discovery).await;
     client
@@ -261,21 +260,14 @@ fn simulate_csv_names_columns_after_zones_and_sides() {
 fn simulate_svg_draws_a_user_routine_the_same_bytes_every_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mine.toml");
-    std::fs::write(
-        &path,
-        r#"
-[[routines]]
-id = "my-temples"
-name = "My <temples> & \"more\""
-description = "mine"
-[[routines.steps]]
-label = "Press & hold"
-zones = ["temples"]
-technique = "press"
-seconds = 40
-"#,
-    )
-    .unwrap();
+    let routine = routine_toml(
+        "my-temples",
+        r#"My <temples> & \"more\""#,
+        "mine",
+        &[("Press & hold", "temples", "press", 40)],
+        "",
+    );
+    std::fs::write(&path, routine).unwrap();
     let args = [
         "--config",
         path.to_str().unwrap(),
@@ -299,8 +291,7 @@ seconds = 40
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_status_into_a_closed_pipe_ends_quietly() {
     let broker = TestBroker::start();
-    let mut daemon = DaemonProcess::spawn(&broker, "");
-    let _watch = daemon.online_watcher(&broker, "cli-pipe-watch").await;
+    let (mut daemon, _watch) = DaemonProcess::spawn_online(&broker, "", "cli-pipe-watch").await;
     let config = daemon.config_path();
     let out = massaged_into_closed_pipe(&["--config", config.to_str().unwrap(), "ctl", "status"]);
     assert_quiet_end(&out, "ctl status");

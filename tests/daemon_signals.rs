@@ -30,8 +30,7 @@ fn assert_last_frame_zero(daemon: &DaemonProcess, signal: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly() {
     let broker = TestBroker::start();
-    let mut daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = daemon.online_watcher(&broker, "sigterm-test").await;
+    let (mut daemon, mut client) = DaemonProcess::spawn_online(&broker, "", "sigterm-test").await;
     daemon.command(&mut client, START_WITH_HEAT).await;
     client
         .expect(
@@ -60,8 +59,8 @@ async fn sigterm_mid_session_zeroes_outputs_publishes_offline_and_exits_cleanly(
 async fn sighup_and_sigquit_stop_the_session_like_sigterm() {
     for name in ["HUP", "QUIT"] {
         let broker = TestBroker::start();
-        let mut daemon = DaemonProcess::spawn(&broker, "");
-        let mut client = daemon.online_watcher(&broker, &format!("sig-{name}")).await;
+        let (mut daemon, mut client) =
+            DaemonProcess::spawn_online(&broker, "", &format!("sig-{name}")).await;
         daemon
             .command(
                 &mut client,

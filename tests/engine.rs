@@ -4,10 +4,48 @@ mod engine_support;
 
 use engine_support::*;
 use massaged::core::{
-    Action, Command, Date, EngineConfig, EventKind, Fault, GuardReason, Output, Reason, RejectCode,
-    SessionState,
+    Action, Command, Date, Engine, EngineConfig, EventKind, Fault, GuardReason, Output, Reason,
+    RejectCode, SessionState,
 };
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Drains `e`'s outputs so far, takes `begin` at a fresh instant `t0`, runs every timeout up to
+/// `t0 + seconds` and takes `change` there. Returns `t0` and the outputs `change` produced.
+fn begin_then(
+    e: &mut Engine,
+    begin: &Command,
+    seconds: u64,
+    change: &Command,
+) -> (Instant, Vec<Output>) {
+    drain(e);
+    let t0 = Instant::now();
+    e.handle_command(t0, begin).unwrap();
+    run_until(e, t0 + secs(seconds));
+    e.handle_command(t0 + secs(seconds), change).unwrap();
+    (t0, drain(e))
+}
+
+/// How long after `t0` the first output of `timeline` that `wanted` accepts came.
+fn first_at(
+    timeline: &[(Instant, Output)],
+    t0: Instant,
+    wanted: impl Fn(&Output) -> bool,
+) -> Option<Duration> {
+    timeline
+        .iter()
+        .find(|(_, o)| wanted(o))
+        .map(|(t, _)| *t - t0)
+}
+
+/// The `finished` event.
+fn finished(output: &Output) -> bool {
+    matches!(output, Output::Event(ev) if ev.kind.as_str() == "finished")
+}
+
+/// A frame with the heater (slot 10) off.
+fn heater_off(output: &Output) -> bool {
+    matches!(output, Output::Frame(f) if f.levels[10] == 0)
+}
 
 #[test]
 fn starts_idle_with_zero_outputs_and_no_wakeups() {
@@ -83,11 +121,7 @@ fn one_hour_session_ends_at_exactly_one_hour() {
     };
     e.handle_command(t0, &cmd).unwrap();
     let timeline = run_until(&mut e, t0 + secs(3700));
-    let finished = timeline
-        .iter()
-        .find(|(_, o)| matches!(o, Output::Event(ev) if ev.kind.as_str() == "finished"))
-        .map(|(t, _)| *t - t0);
-    assert_eq!(finished, Some(secs(3600)));
+    assert_eq!(first_at(&timeline, t0, finished), Some(secs(3600)));
     assert_eq!(e.counters().massage_seconds_total, 3600);
     assert_eq!(e.counters().sessions_total, 1);
 }
@@ -95,13 +129,7 @@ fn one_hour_session_ends_at_exactly_one_hour() {
 #[test]
 fn paused_time_is_not_counted_and_pause_zeroes_motors() {
     let mut e = engine();
-    drain(&mut e);
-    let t0 = Instant::now();
-    e.handle_command(t0, &start()).unwrap();
-    run_until(&mut e, t0 + secs(5));
-    e.handle_command(t0 + secs(5), &Command::action(Action::Pause))
-        .unwrap();
-    let out = drain(&mut e);
+    let (t0, out) = begin_then(&mut e, &start(), 5, &Command::action(Action::Pause));
     assert_eq!(event_kinds(&out), ["paused"]);
     assert!(frames(&out).last().unwrap().is_zero());
     assert_eq!(
@@ -117,11 +145,7 @@ fn paused_time_is_not_counted_and_pause_zeroes_motors() {
         .unwrap();
     assert_eq!(event_kinds(&drain(&mut e)), ["resumed"]);
     let timeline = run_until(&mut e, t0 + secs(200));
-    let finished = timeline
-        .iter()
-        .find(|(_, o)| matches!(o, Output::Event(ev) if ev.kind.as_str() == "finished"))
-        .map(|(t, _)| *t - t0);
-    assert_eq!(finished, Some(secs(160)));
+    assert_eq!(first_at(&timeline, t0, finished), Some(secs(160)));
 }
 
 #[test]
@@ -167,13 +191,7 @@ fn stop_is_accepted_in_every_state() {
 #[test]
 fn skip_moves_to_the_next_step_and_keeps_the_session_end() {
     let mut e = engine();
-    drain(&mut e);
-    let t0 = Instant::now();
-    e.handle_command(t0, &start()).unwrap();
-    run_until(&mut e, t0 + secs(3));
-    e.handle_command(t0 + secs(3), &Command::action(Action::Skip))
-        .unwrap();
-    let out = drain(&mut e);
+    let (t0, out) = begin_then(&mut e, &start(), 3, &Command::action(Action::Skip));
     assert_eq!(event_kinds(&out), ["step"]);
     assert_eq!(states(&out).last().unwrap().step_index, Some(1));
     let timeline = run_until(&mut e, t0 + secs(61));
@@ -203,24 +221,16 @@ fn skip_past_the_last_step_starts_the_next_pass() {
 
 /// An engine at 10 Hz that started the `single` routine with `begin` and ran `seconds`, then
 /// took `change`; its outputs drained. Returns it and the start instant.
-fn single_at_10hz_then(
-    begin: Command,
-    seconds: u64,
-    change: Command,
-) -> (massaged::core::Engine, Instant) {
+fn single_at_10hz_then(begin: Command, seconds: u64, change: Command) -> (Engine, Instant) {
     let mut e = engine_with(EngineConfig {
         frame_hz: 10,
         ..EngineConfig::default()
     });
-    let t0 = Instant::now();
     let begin = Command {
         routine: Some("single".into()),
         ..begin
     };
-    e.handle_command(t0, &begin).unwrap();
-    run_until(&mut e, t0 + secs(seconds));
-    e.handle_command(t0 + secs(seconds), &change).unwrap();
-    drain(&mut e);
+    let (t0, _) = begin_then(&mut e, &begin, seconds, &change);
     (e, t0)
 }
 
@@ -275,11 +285,7 @@ fn shortening_minutes_ends_with_a_soft_stop() {
         },
     );
     let timeline = run_until(&mut e, t0 + secs(100));
-    let finished_at = timeline
-        .iter()
-        .find(|(_, o)| matches!(o, Output::Event(ev) if ev.kind.as_str() == "finished"))
-        .map(|(t, _)| *t - t0)
-        .unwrap();
+    let finished_at = first_at(&timeline, t0, finished).unwrap();
     assert!(
         finished_at > secs(90) && finished_at <= secs(92),
         "ends within one ramp: {finished_at:?}"
@@ -305,11 +311,7 @@ fn heat_alone_is_capped_and_survives_no_session() {
     assert_eq!(frames(&out).last().unwrap().levels[10], 1000);
     assert_eq!(e.poll_timeout(), Some(t0 + secs(15 * 60)));
     let timeline = run_until(&mut e, t0 + secs(3600));
-    let off = timeline
-        .iter()
-        .find(|(_, o)| matches!(o, Output::Frame(f) if f.levels[10] == 0))
-        .map(|(t, _)| *t - t0);
-    assert_eq!(off, Some(secs(15 * 60)));
+    assert_eq!(first_at(&timeline, t0, heater_off), Some(secs(15 * 60)));
     assert!(!e.snapshot(t0 + secs(3600)).heat);
     assert_eq!(e.poll_timeout(), None);
 }
@@ -330,7 +332,7 @@ fn session_heat_goes_off_when_the_session_ends() {
 
 /// An engine whose heat cap is 60 s, just started on a 5-minute session with heat; its
 /// outputs drained. Returns it and the start instant.
-fn heated_five_minutes_capped_at_60s() -> (massaged::core::Engine, Instant) {
+fn heated_five_minutes_capped_at_60s() -> (Engine, Instant) {
     let mut e = engine_with(EngineConfig {
         max_heat: secs(60),
         ..EngineConfig::default()
@@ -350,11 +352,7 @@ fn heated_five_minutes_capped_at_60s() -> (massaged::core::Engine, Instant) {
 fn heat_is_capped_inside_a_long_session() {
     let (mut e, t0) = heated_five_minutes_capped_at_60s();
     let timeline = run_until(&mut e, t0 + secs(120));
-    let heat_off = timeline
-        .iter()
-        .find(|(_, o)| matches!(o, Output::Frame(f) if f.levels[10] == 0))
-        .map(|(t, _)| *t - t0);
-    assert_eq!(heat_off, Some(secs(60)));
+    assert_eq!(first_at(&timeline, t0, heater_off), Some(secs(60)));
     assert_eq!(e.state(), SessionState::Running);
 }
 
@@ -585,7 +583,7 @@ fn heat_cap_is_reported_as_a_heat_off_event() {
         .collect();
     let frame = at_cap
         .iter()
-        .position(|o| matches!(o, Output::Frame(f) if f.levels[10] == 0))
+        .position(|o| heater_off(o))
         .expect("a frame with the heater off at the cap");
     let event = at_cap
         .iter()
@@ -719,7 +717,7 @@ fn live_massage_time_counts_the_running_session() {
 
 #[test]
 fn a_routine_without_steps_is_an_error_not_a_panic() {
-    use massaged::core::{Counters, Engine, EngineError};
+    use massaged::core::{Counters, EngineError};
     let mut routines = library();
     routines[1].steps.clear();
     let err = Engine::new(

@@ -93,13 +93,6 @@ fn run_checked(config: &EngineConfig, ops: &[(u64, Op)], t0: Instant) -> Result<
     engine.set_today(Date::from_days_since_epoch(20_417).unwrap());
     let mut checker = Checker::new(config.clone(), settings().intensity);
     let mut now = t0;
-    let record =
-        |engine: &mut Engine, at: Instant, checker: &mut Checker| -> Result<(), TestCaseError> {
-            while let Some(out) = engine.poll_output() {
-                checker.observe(at, &out)?;
-            }
-            checker.after(engine, at)
-        };
     record(&mut engine, now, &mut checker)?;
     for (gap, op) in ops {
         let target = now + Duration::from_millis(*gap);
@@ -152,31 +145,17 @@ fn run_checked(config: &EngineConfig, ops: &[(u64, Op)], t0: Instant) -> Result<
                             "a start without force is refused while the relaxer date is lost"
                         );
                         checker.accepted(cmd);
-                        let first = engine.poll_output();
                         if cmd.action == Some(Action::Stop) {
-                            prop_assert!(
-                                matches!(&first, Some(Output::Frame(f)) if f.is_zero()),
-                                "the first output after stop is an all-zero frame, got {first:?}"
-                            );
+                            record_after_stop(&mut engine, now, &mut checker, "stop")?;
+                        } else {
+                            record(&mut engine, now, &mut checker)?;
                         }
-                        if let Some(out) = first {
-                            checker.observe(now, &out)?;
-                        }
-                        record(&mut engine, now, &mut checker)?;
                     }
                     Err(rejection) if cmd.action == Some(Action::Stop) => {
                         // A stop with bad fields still stops; only the fields are refused.
                         prop_assert!(!rejection.message.is_empty());
                         prop_assert_eq!(engine.settings(), &before_settings);
-                        let first = engine.poll_output();
-                        prop_assert!(
-                            matches!(&first, Some(Output::Frame(f)) if f.is_zero()),
-                            "the first output after a refused stop is an all-zero frame"
-                        );
-                        if let Some(out) = first {
-                            checker.observe(now, &out)?;
-                        }
-                        record(&mut engine, now, &mut checker)?;
+                        record_after_stop(&mut engine, now, &mut checker, "a refused stop")?;
                     }
                     Err(rejection) => {
                         prop_assert!(!rejection.message.is_empty());
@@ -209,6 +188,32 @@ fn run_checked(config: &EngineConfig, ops: &[(u64, Op)], t0: Instant) -> Result<
         }
     }
     Ok(())
+}
+
+/// Lets `checker` see every output the engine has ready at `at`, then its state.
+fn record(engine: &mut Engine, at: Instant, checker: &mut Checker) -> Result<(), TestCaseError> {
+    while let Some(out) = engine.poll_output() {
+        checker.observe(at, &out)?;
+    }
+    checker.after(engine, at)
+}
+
+/// [`record`] after `what` stopped the session: the first output must be an all-zero frame.
+fn record_after_stop(
+    engine: &mut Engine,
+    at: Instant,
+    checker: &mut Checker,
+    what: &str,
+) -> Result<(), TestCaseError> {
+    let first = engine.poll_output();
+    prop_assert!(
+        matches!(&first, Some(Output::Frame(f)) if f.is_zero()),
+        "the first output after {what} is an all-zero frame, got {first:?}"
+    );
+    if let Some(out) = first {
+        checker.observe(at, &out)?;
+    }
+    record(engine, at, checker)
 }
 
 /// An independent model of what the outputs may be, built from the commands alone.

@@ -7,41 +7,31 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::daemon::DaemonProcess;
+use support::routine::routine_toml;
 use support::watch::wait_log;
 use support::{Received, TIMEOUT, TestBroker, TestClient, is_state, json};
 
 /// Reconnecting after the broker comes back must take less than this (issue 4).
 const RECONNECT_BUDGET: Duration = Duration::from_secs(2);
-/// Length of each step of [`STEPS_TOML`], in milliseconds.
+/// Length of each step of [`steps_toml`], in milliseconds.
 const STEP_MS: u64 = 1000;
 
 /// A routine alternating temples (slots 0, 1) and neck (slots 8, 9) every second, and no
 /// ramps, so each step boundary is visible in the frame recording as a change of zone.
-const STEPS_TOML: &str = r#"
-[engine]
-ramp_ms = 0
-
-[[routines]]
-id = "fault-steps"
-name = "Fault steps"
-description = "Short alternating steps for the fault tests."
-
-[[routines.steps]]
-label = "Temples"
-zones = ["temples"]
-technique = "circles"
-seconds = 1
-intensity = 100
-tempo = 60
-
-[[routines.steps]]
-label = "Neck"
-zones = ["neck"]
-technique = "circles"
-seconds = 1
-intensity = 100
-tempo = 60
-"#;
+fn steps_toml() -> String {
+    let steps = [
+        ("Temples", "temples", "circles", 1),
+        ("Neck", "neck", "circles", 1),
+    ];
+    let routine = routine_toml(
+        "fault-steps",
+        "Fault steps",
+        "Short alternating steps for the fault tests.",
+        &steps,
+        "intensity = 100\ntempo = 60",
+    );
+    format!("[engine]\nramp_ms = 0\n\n{routine}")
+}
 
 /// Which step a recorded frame shows: 0 temples, 1 neck, `None` when all motors are off.
 fn zone_of(levels: &[u16]) -> Option<usize> {
@@ -66,11 +56,8 @@ fn session_start_ms(frames: &[(u64, Vec<u16>)]) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_step_schedule() {
     let mut broker = TestBroker::start();
-    let daemon = DaemonProcess::spawn(&broker, STEPS_TOML);
-    let mut client = daemon.watcher(&broker, "restart-watch-1").await;
-    client
-        .expect_text(&daemon.topic("availability"), "online")
-        .await;
+    let (daemon, mut client) =
+        DaemonProcess::spawn_online(&broker, &steps_toml(), "restart-watch-1").await;
     daemon
         .command(
             &mut client,
@@ -113,10 +100,7 @@ async fn broker_restart_mid_session_reconnects_fast_republishes_and_keeps_the_st
     broker.restart();
     let restarted = Instant::now();
     // The restarted broker holds no retained messages: whatever arrives was republished.
-    let mut client = daemon.watcher(&broker, "restart-watch-2").await;
-    client
-        .expect_text(&daemon.topic("availability"), "online")
-        .await;
+    let mut client = daemon.online_watcher(&broker, "restart-watch-2").await;
     let reconnect = restarted.elapsed();
     eprintln!(
         "broker {:?}: availability online {reconnect:?} after the restart",
@@ -197,11 +181,7 @@ async fn broker_frozen_past_keep_alive_is_detected_and_the_daemon_comes_back_onl
         );
         return;
     }
-    let daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = daemon.watcher(&broker, "freeze-watch-1").await;
-    client
-        .expect_text(&daemon.topic("availability"), "online")
-        .await;
+    let (daemon, client) = DaemonProcess::spawn_online(&broker, "", "freeze-watch-1").await;
     drop(client);
 
     broker.freeze();

@@ -41,8 +41,8 @@ fn panic_mid_session_zeroes_outputs_and_leaves_the_will() {
         .expect("runtime");
     runtime.block_on(async {
         let broker = TestBroker::start();
-        let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nramp_ms = 0\n");
-        let mut client = daemon.online_watcher(&broker, "panic-watch").await;
+        let (mut daemon, mut client) =
+            DaemonProcess::spawn_online(&broker, "[engine]\nramp_ms = 0\n", "panic-watch").await;
         daemon.command(&mut client, START_WITH_HEAT).await;
         assert!(
             daemon.wait_frames(TIMEOUT, |f| f.last().is_some_and(|(_, l)| l

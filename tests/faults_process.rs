@@ -23,8 +23,12 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
     const FRAME_HZ: u64 = 5;
     const FRAME_MS: u64 = 1000 / FRAME_HZ;
     let broker = TestBroker::start();
-    let mut daemon = DaemonProcess::spawn(&broker, "[engine]\nframe_hz = 5\nramp_ms = 0\n");
-    let mut client = daemon.online_watcher(&broker, "term-watch").await;
+    let (mut daemon, mut client) = DaemonProcess::spawn_online(
+        &broker,
+        "[engine]\nframe_hz = 5\nramp_ms = 0\n",
+        "term-watch",
+    )
+    .await;
     daemon
         .command(
             &mut client,
@@ -93,8 +97,7 @@ async fn sigterm_zeroes_outputs_within_one_frame_publishes_offline_and_saves_cou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_settings() {
     let broker = TestBroker::start();
-    let mut daemon = DaemonProcess::spawn(&broker, "");
-    let mut client = daemon.online_watcher(&broker, "kill-watch").await;
+    let (mut daemon, mut client) = DaemonProcess::spawn_online(&broker, "", "kill-watch").await;
     daemon
         .command(&mut client, r#"{"routine":"neck-and-ears","intensity":37}"#)
         .await;
@@ -155,8 +158,8 @@ async fn sigkill_leaves_last_will_offline_and_a_restart_starts_idle_with_saved_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heat_alone_turns_the_heater_on_and_a_heated_session_ends_with_it_off() {
     let broker = TestBroker::start();
-    let daemon = DaemonProcess::spawn(&broker, "[engine]\nramp_ms = 0\n");
-    let mut client = daemon.online_watcher(&broker, "heat-watch").await;
+    let (daemon, mut client) =
+        DaemonProcess::spawn_online(&broker, "[engine]\nramp_ms = 0\n", "heat-watch").await;
     let heater = |f: &[(u64, Vec<u16>)]| f.last().map(|(_, l)| l[HEAT_SLOT]);
 
     daemon.command(&mut client, r#"{"heat":true}"#).await;

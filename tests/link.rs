@@ -5,7 +5,9 @@
 mod support;
 
 use massaged::mqtt::CommandId;
-use massaged::mqtt::link::{Events, LastWill, LinkError, LinkEvent, LinkOptions, start_link};
+use massaged::mqtt::link::{
+    Events, LastWill, LinkError, LinkEvent, LinkOptions, Publisher, start_link,
+};
 use massaged::mqtt::outbox::Delivery;
 use std::time::Duration;
 use support::{TIMEOUT, TestBroker, TestClient};
@@ -24,6 +26,13 @@ async fn next_event(events: &mut Events) -> LinkEvent {
         .await
         .expect("link event within timeout")
         .expect("link task still running")
+}
+
+/// Starts a link with `options` and waits for its first event, which must be `Connected`.
+async fn connected_link(options: LinkOptions) -> (Publisher, Events) {
+    let (publisher, mut events) = start_link(options);
+    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    (publisher, events)
 }
 
 /// Skips events until one satisfies `wanted`.
@@ -47,8 +56,7 @@ fn message(topic: &str, payload: &str) -> impl Fn(&LinkEvent) -> bool {
 #[tokio::test]
 async fn connects_and_reports_connected() {
     let broker = TestBroker::start();
-    let (_publisher, mut events) = start_link(options(&broker, "link-connect"));
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let _link = connected_link(options(&broker, "link-connect")).await;
 }
 
 #[tokio::test]
@@ -56,9 +64,8 @@ async fn receives_messages_on_its_subscriptions_only() {
     let broker = TestBroker::start();
     let mut link_options = options(&broker, "link-subscribe");
     link_options.subscriptions = vec!["dev/set".into(), "ha/+/status".into()];
-    let (_publisher, mut events) = start_link(link_options);
     // Connected comes after the SubAck, so what is published now reaches the link.
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (_publisher, mut events) = connected_link(link_options).await;
 
     let mut other = TestClient::connect(&broker, "other").await;
     other.publish("dev/unrelated", "no", false).await;
@@ -85,8 +92,7 @@ async fn retained_message_is_flagged_as_retained() {
 
     let mut link_options = options(&broker, "link-retained-in");
     link_options.subscriptions = vec!["dev/set".into()];
-    let (_publisher, mut events) = start_link(link_options);
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (_publisher, mut events) = connected_link(link_options).await;
     assert_eq!(
         next_event(&mut events).await,
         LinkEvent::Message {
@@ -100,8 +106,7 @@ async fn retained_message_is_flagged_as_retained() {
 #[tokio::test]
 async fn published_retained_state_is_read_back_and_cleared() {
     let broker = TestBroker::start();
-    let (publisher, mut events) = start_link(options(&broker, "link-publish"));
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (publisher, _events) = connected_link(options(&broker, "link-publish")).await;
 
     // A live subscriber tells us when the broker has processed each publish.
     let mut watcher = TestClient::connect(&broker, "watcher").await;
@@ -154,8 +159,7 @@ async fn last_will_is_published_when_the_link_dies() {
     let mut watcher = TestClient::connect(&broker, "watcher").await;
     watcher.subscribe("dev/availability").await;
 
-    let (publisher, mut events) = start_link(with_will(&broker, "link-will"));
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (publisher, events) = connected_link(with_will(&broker, "link-will")).await;
     publisher
         .publish("dev/availability", "online", true)
         .await
@@ -180,8 +184,7 @@ async fn retained_availability(broker: &TestBroker) -> Option<bytes::Bytes> {
 #[tokio::test]
 async fn clean_disconnect_ends_the_link_and_keeps_the_will_unpublished() {
     let broker = TestBroker::start();
-    let (publisher, mut events) = start_link(with_will(&broker, "link-bye"));
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (publisher, mut events) = connected_link(with_will(&broker, "link-bye")).await;
     publisher
         .publish("dev/availability", "offline-by-choice", true)
         .await
@@ -208,8 +211,7 @@ async fn reconnects_and_resubscribes_after_broker_restart() {
     let mut broker = TestBroker::start();
     let mut link_options = options(&broker, "link-reconnect");
     link_options.subscriptions = vec!["dev/set".into()];
-    let (publisher, mut events) = start_link(link_options);
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (publisher, mut events) = connected_link(link_options).await;
 
     broker.kill();
     assert!(matches!(
@@ -293,8 +295,7 @@ async fn stops_overtake_a_full_queue_and_shed_commands_are_reported_with_their_i
     let mut link_options = options(&broker, "link-flood");
     link_options.subscriptions = vec!["dev/set".into()];
     link_options.event_capacity = 4;
-    let (publisher, mut events) = start_link(link_options);
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (publisher, mut events) = connected_link(link_options).await;
 
     // Nobody reads the events while 30 commands arrive, then a stop: the queue holds 4.
     let mut commander = TestClient::connect(&broker, "commander").await;
@@ -339,8 +340,7 @@ async fn commands_over_the_default_64_kib_reach_a_link_with_a_larger_limit() {
     let mut link_options = options(&broker, "link-big");
     link_options.subscriptions = vec!["dev/set".into()];
     link_options.max_payload_bytes = 100 * 1024;
-    let (_publisher, mut events) = start_link(link_options);
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (_publisher, mut events) = connected_link(link_options).await;
     let mut commander = TestClient::connect(&broker, "commander").await;
     // Over the setting too (the headroom lets it arrive to be refused as too_large).
     let big = format!(r#"{{"id":"big","pad":"{}"}}"#, "x".repeat(150 * 1024));
@@ -354,8 +354,7 @@ async fn commands_over_the_default_64_kib_reach_a_link_with_a_larger_limit() {
 #[tokio::test]
 async fn retained_state_converges_to_the_latest_after_a_burst() {
     let broker = TestBroker::start();
-    let (publisher, mut events) = start_link(options(&broker, "link-latest"));
-    assert_eq!(next_event(&mut events).await, LinkEvent::Connected);
+    let (publisher, _events) = connected_link(options(&broker, "link-latest")).await;
     for i in 0..5000 {
         publisher
             .send("dev/state", format!("s{i}"), true, Delivery::Latest)

@@ -10,6 +10,7 @@ mod support;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::daemon::DaemonProcess;
+use support::routine::{Step, routine_toml};
 use support::{Received, TIMEOUT, TestBroker, TestClient};
 
 /// A broker, a daemon connected to it and a client subscribed to everything the daemon
@@ -31,15 +32,20 @@ impl Rig {
         Rig::attach(broker, daemon, name).await
     }
 
-    async fn attach(broker: TestBroker, daemon: DaemonProcess, name: &str) -> Rig {
-        let client = daemon.watcher(&broker, name).await;
-        let mut rig = Rig {
+    /// A rig around `client`, nothing received yet.
+    fn new(broker: TestBroker, daemon: DaemonProcess, client: TestClient) -> Rig {
+        Rig {
             broker,
             daemon,
             client,
             states_seen: 0,
             seen: Vec::new(),
-        };
+        }
+    }
+
+    async fn attach(broker: TestBroker, daemon: DaemonProcess, name: &str) -> Rig {
+        let client = daemon.watcher(&broker, name).await;
+        let mut rig = Rig::new(broker, daemon, client);
         rig.expect_text("availability", "online").await;
         rig.expect_state(|_| true).await;
         rig
@@ -456,6 +462,45 @@ async fn state_is_republished_every_progress_interval_while_running() {
 
 const RETAINED_START: &str = r#"{"action":"start","routine":"temple-circles","id":"replayed"}"#;
 
+/// Sees the retained command go by on `set` (the copy `copy` accepts) and the daemon clear
+/// it; once a stop sent afterwards (id `sync`) is answered, `fresh` finds nothing retained.
+async fn expect_command_cleared(
+    rig: &mut Rig,
+    fresh: &mut TestClient,
+    set: &str,
+    copy: impl Fn(&Received) -> bool,
+    sync: &str,
+) {
+    rig.expect_raw(set, copy).await;
+    // The daemon clears it with an empty retained publish, which subscribers see too.
+    rig.expect_raw(set, |m| m.payload.is_empty()).await;
+    // Commands are handled in order: once this is answered, the command was dealt with.
+    rig.send(format!(r#"{{"action":"stop","id":"{sync}"}}"#))
+        .await;
+    rig.expect_ok(sync).await;
+    assert_eq!(
+        fresh.retained(set, TIMEOUT).await,
+        None,
+        "retained command cleared"
+    );
+}
+
+/// No session started and no output came on, in all the test has seen so far.
+fn assert_nothing_ran(rig: &Rig) {
+    assert!(
+        !rig.saw("event", |e| e.contains(r#""started""#)),
+        "no session started: {:#?}",
+        rig.seen
+    );
+    assert!(
+        rig.daemon
+            .frames()
+            .iter()
+            .all(|(_, l)| l.iter().all(|&v| v == 0)),
+        "no output came on"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retained_command_is_never_executed_and_is_cleared() {
     let broker = TestBroker::start();
@@ -466,27 +511,11 @@ async fn a_retained_command_is_never_executed_and_is_cleared() {
     let mut client = TestClient::connect(&broker, "retained").await;
     client.publish(&set, RETAINED_START, true).await;
     client.subscribe(&format!("{}/#", first.root())).await;
+    let mut fresh = TestClient::connect(&broker, "retained-fresh").await;
     let daemon = DaemonProcess::respawn(first, &broker, "");
-    let mut rig = Rig {
-        broker,
-        daemon,
-        client,
-        states_seen: 0,
-        seen: Vec::new(),
-    };
-    rig.expect_raw(&set, |m| m.retain && m.text() == RETAINED_START)
-        .await;
-    // The daemon clears it with an empty retained publish, which subscribers see too.
-    rig.expect_raw(&set, |m| m.payload.is_empty()).await;
-    // Commands are handled in order: once this is answered, the replay was dealt with.
-    rig.send(r#"{"action":"stop","id":"sync"}"#).await;
-    rig.expect_ok("sync").await;
-    let mut fresh = TestClient::connect(&rig.broker, "retained-fresh").await;
-    assert_eq!(
-        fresh.retained(&set, TIMEOUT).await,
-        None,
-        "retained command cleared"
-    );
+    let mut rig = Rig::new(broker, daemon, client);
+    let replayed = |m: &Received| m.retain && m.text() == RETAINED_START;
+    expect_command_cleared(&mut rig, &mut fresh, &set, replayed, "sync").await;
     assert!(
         rig.daemon
             .log()
@@ -494,33 +523,15 @@ async fn a_retained_command_is_never_executed_and_is_cleared() {
         "a warning is logged: {}",
         rig.daemon.log()
     );
-
-    assert!(
-        !rig.saw("event", |e| e.contains(r#""started""#)),
-        "no session started: {:#?}",
-        rig.seen
-    );
-    assert!(
-        rig.daemon.wait_frames(Duration::ZERO, |f| f
-            .iter()
-            .all(|(_, l)| l.iter().all(|&v| v == 0))),
-        "no output came on"
-    );
+    assert_nothing_ran(&rig);
 
     // A retained command published while the daemon runs. A broker forwards it to existing
     // subscribers as a live message; the daemon subscribes with "retain as published" (MQTT 5),
     // so it still sees the retain flag and ignores and clears it like a replayed one.
     rig.client.publish(&set, RETAINED_START, true).await;
     // The test client speaks MQTT 3.1.1, so its own copy arrives with the flag cleared.
-    rig.expect_raw(&set, |m| m.text() == RETAINED_START).await;
-    rig.expect_raw(&set, |m| m.payload.is_empty()).await;
-    rig.send(r#"{"action":"stop","id":"sync2"}"#).await;
-    rig.expect_ok("sync2").await;
-    assert_eq!(
-        fresh.retained(&set, TIMEOUT).await,
-        None,
-        "retained command cleared"
-    );
+    let live = |m: &Received| m.text() == RETAINED_START;
+    expect_command_cleared(&mut rig, &mut fresh, &set, live, "sync2").await;
     assert_eq!(
         rig.daemon
             .log()
@@ -532,24 +543,13 @@ async fn a_retained_command_is_never_executed_and_is_cleared() {
     );
 
     assert!(
-        !rig.saw("event", |e| e.contains(r#""started""#)),
-        "no session started: {:#?}",
-        rig.seen
-    );
-    assert!(
         !rig.saw("response", |r| r.contains("replayed")),
         "{:#?}",
         rig.seen
     );
     let state = rig.retained_state("retained-state").await;
     assert_eq!(state["state"], "idle", "{state}");
-    assert!(
-        rig.daemon
-            .frames()
-            .iter()
-            .all(|(_, l)| l.iter().all(|&v| v == 0)),
-        "no output ever came on"
-    );
+    assert_nothing_ran(&rig);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,38 +571,14 @@ async fn home_assistant_online_triggers_a_republish() {
 }
 
 /// A routine of four 2-second steps, so step events come quickly.
-const QUICK_ROUTINE: &str = r#"
-[[routines]]
-id = "quick-steps"
-name = "Quick steps"
-description = "Four short steps, for tests."
-
-[[routines.steps]]
-label = "Quick one"
-zones = ["temples"]
-technique = "circles"
-seconds = 2
-
-[[routines.steps]]
-label = "Quick two"
-zones = ["hairline"]
-technique = "circles"
-seconds = 2
-
-[[routines.steps]]
-label = "Quick three"
-zones = ["crown"]
-technique = "knead"
-seconds = 2
-
-[[routines.steps]]
-label = "Quick four"
-zones = ["neck"]
-technique = "press"
-seconds = 2
-"#;
+const QUICK_ROUTINE: [Step; 4] = [
+    ("Quick one", "temples", "circles", 2),
+    ("Quick two", "hairline", "circles", 2),
+    ("Quick three", "crown", "knead", 2),
+    ("Quick four", "neck", "press", 2),
+];
 const QUICK_STEP: Duration = Duration::from_secs(2);
-const QUICK_STEPS: u32 = 4;
+const QUICK_STEPS: u32 = QUICK_ROUTINE.len() as u32;
 
 /// Waits until the daemon's log contains `text`; fails with the log.
 fn wait_log(daemon: &DaemonProcess, text: &str) {
@@ -615,7 +591,14 @@ fn wait_log(daemon: &DaemonProcess, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_session_reconnects_and_keeps_the_timing() {
-    let mut rig = Rig::up("reconnect", QUICK_ROUTINE).await;
+    let quick = routine_toml(
+        "quick-steps",
+        "Quick steps",
+        "Four short steps, for tests.",
+        &QUICK_ROUTINE,
+        "",
+    );
+    let mut rig = Rig::up("reconnect", &quick).await;
     rig.send(r#"{"action":"start","routine":"quick-steps","minutes":1,"id":"go"}"#)
         .await;
     rig.expect_ok("go").await;
@@ -638,10 +621,7 @@ async fn broker_restart_mid_session_reconnects_and_keeps_the_timing() {
 
     // A fresh broker holds nothing retained: whatever a new client finds, the daemon published
     // after reconnecting.
-    let mut client = TestClient::connect(&rig.broker, "reconnect-after").await;
-    client.subscribe(&format!("{}/#", rig.daemon.root())).await;
-    client.subscribe(&rig.daemon.discovery_topic()).await;
-    rig.client = client;
+    rig.client = rig.daemon.watcher(&rig.broker, "reconnect-after").await;
     rig.expect_text("availability", "online").await;
     let discovery = rig.daemon.discovery_topic();
     rig.expect_raw(&discovery, |_| true).await;

@@ -177,6 +177,13 @@ fn w(file: &str, value: &str) -> (String, String) {
     (file.to_owned(), value.to_owned())
 }
 
+/// Opens the driver for `channels` on the tree's default section, recording its sysfs writes.
+fn open_recorded(sysfs: &FakeSysfs, channels: usize) -> (PwmDriver, Vec<(String, String)>) {
+    let (driver, writes) =
+        WriteLog::record(sysfs.path(), || PwmDriver::open(&sysfs.section(), channels));
+    (driver.unwrap(), writes)
+}
+
 fn frame(levels: &[u16]) -> Frame {
     Frame {
         levels: levels.to_vec(),
@@ -186,8 +193,7 @@ fn frame(levels: &[u16]) -> Frame {
 #[test]
 fn open_exports_then_disables_sets_polarity_and_period_before_duty_then_enables() {
     let sysfs = FakeSysfs::new(&[0]);
-    let (driver, writes) = WriteLog::record(sysfs.path(), || PwmDriver::open(&sysfs.section(), 2));
-    let _driver = driver.unwrap();
+    let (_driver, writes) = open_recorded(&sysfs, 2);
     assert_eq!(
         writes,
         vec![
@@ -289,8 +295,7 @@ fn a_channel_left_exported_and_on_is_zeroed_before_its_period_is_set() {
     fs::write(sysfs.attr(0, 0, "period"), "5000000").unwrap();
     fs::write(sysfs.attr(0, 0, "duty_cycle"), "4000000").unwrap();
     fs::write(sysfs.attr(0, 0, "enable"), "1").unwrap();
-    let (driver, writes) = WriteLog::record(sysfs.path(), || PwmDriver::open(&sysfs.section(), 1));
-    let _driver = driver.unwrap();
+    let (_driver, writes) = open_recorded(&sysfs, 1);
     assert_eq!(
         writes,
         vec![
@@ -311,8 +316,7 @@ fn a_channel_left_inversed_becomes_normal_while_disabled() {
     create_channel(&sysfs.path().join("pwmchip0"), 0);
     fs::write(sysfs.attr(0, 0, "polarity"), "inversed").unwrap();
     fs::write(sysfs.attr(0, 0, "enable"), "1").unwrap();
-    let (driver, writes) = WriteLog::record(sysfs.path(), || PwmDriver::open(&sysfs.section(), 1));
-    let _driver = driver.unwrap();
+    let (_driver, writes) = open_recorded(&sysfs, 1);
     assert_eq!(sysfs.read(0, 0, "polarity"), "normal");
     let disabled = writes
         .iter()

@@ -199,6 +199,14 @@ impl Line {
         self.slave = None;
     }
 
+    /// Opens the serial driver with `slots` channels on `section` (this line's port, see
+    /// [`Line::section`]), then lets go of the slave end.
+    async fn open_driver(&mut self, section: &SerialSection, slots: usize) -> SerialDriver {
+        let driver = SerialDriver::open(section, slots).await.unwrap();
+        self.driver_opened();
+        driver
+    }
+
     /// Waits for the microcontroller to finish (the host closed the port) and returns its record.
     fn report(&mut self) -> Report {
         self.mcu.take().unwrap().join().unwrap()
@@ -273,8 +281,7 @@ async fn frames_and_idle_heartbeats_reach_the_microcontroller_as_sent() {
 #[tokio::test]
 async fn a_vanished_microcontroller_is_an_error_and_recover_reopens_the_port() {
     let mut line = Line::new(Mode::HangUpOnFrame);
-    let mut driver = SerialDriver::open(&line.section(), 2).await.unwrap();
-    line.driver_opened();
+    let mut driver = line.open_driver(&line.section(), 2).await;
     let err = driver.write(&frame(&[10, 20])).await.unwrap_err();
     assert!(matches!(err, DeviceError::SerialLost { .. }), "{err:?}");
     assert!(
@@ -307,8 +314,7 @@ async fn a_vanished_microcontroller_is_an_error_and_recover_reopens_the_port() {
 #[tokio::test]
 async fn an_err_reply_is_an_error_with_the_reason() {
     let mut line = Line::new(Mode::RejectFrames);
-    let mut driver = SerialDriver::open(&line.section(), 2).await.unwrap();
-    line.driver_opened();
+    let mut driver = line.open_driver(&line.section(), 2).await;
     let err = driver.write(&frame(&[1, 2])).await.unwrap_err();
     match &err {
         DeviceError::Rejected { seq, reason, .. } => {
@@ -325,8 +331,7 @@ async fn an_err_reply_is_an_error_with_the_reason() {
 #[tokio::test]
 async fn a_reply_with_a_bad_checksum_is_a_protocol_error() {
     let mut line = Line::new(Mode::CorruptFrames);
-    let mut driver = SerialDriver::open(&line.section(), 1).await.unwrap();
-    line.driver_opened();
+    let mut driver = line.open_driver(&line.section(), 1).await;
     let err = driver.write(&frame(&[7])).await.unwrap_err();
     assert!(matches!(err, DeviceError::Protocol { .. }), "{err:?}");
     assert!(err.to_string().contains("checksum"), "{err}");
@@ -339,8 +344,7 @@ async fn a_missing_acknowledgement_times_out() {
         ack_timeout_ms: 100,
         ..line.section()
     };
-    let mut driver = SerialDriver::open(&section, 1).await.unwrap();
-    line.driver_opened();
+    let mut driver = line.open_driver(&section, 1).await;
     let err = driver.write(&frame(&[7])).await.unwrap_err();
     assert!(
         matches!(
@@ -426,8 +430,7 @@ async fn a_line_that_stops_draining_fails_the_write_within_the_timeout() {
         ..line.section()
     };
     let slots = 500;
-    let mut driver = SerialDriver::open(&section, slots).await.unwrap();
-    line.driver_opened();
+    let mut driver = line.open_driver(&section, slots).await;
     // Unacknowledged frames time out one by one until the pty's buffer is full; then the
     // write itself must give up instead of blocking forever.
     let mut outcome = None;

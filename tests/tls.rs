@@ -12,12 +12,11 @@ use massaged::mqtt::tls::TlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::daemon::DaemonProcess;
-use support::{TIMEOUT, free_loopback_addr};
+use support::{TIMEOUT, free_loopback_addr, start_mosquitto};
 
 const USER: &str = "massaged";
 const PASSWORD: &str = "pw-7f3e1c";
@@ -238,48 +237,27 @@ impl TlsBroker {
             .expect("run mosquitto_passwd (is mosquitto installed?)");
         assert!(status.success(), "mosquitto_passwd failed");
         for _ in 0..5 {
-            let port = free_loopback_addr().port();
-            let config = dir.path().join("mosquitto.conf");
-            let log = dir.path().join("mosquitto.log");
-            let text = format!(
+            let addr = free_loopback_addr();
+            let config = format!(
                 "per_listener_settings false\nallow_anonymous false\npassword_file {passwd}\n\
-                 persistence false\nlog_dest file {log}\nlog_type all\n\
+                 persistence false\nlog_type all\n\
                  listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
                  require_certificate {require_client_cert}\n",
                 passwd = passwords.display(),
-                log = log.display(),
+                port = addr.port(),
                 ca = pki.path("ca.pem").display(),
                 cert = pki.path("server.pem").display(),
                 key = pki.path("server.key").display(),
             );
-            std::fs::write(&config, text).expect("write mosquitto.conf");
-            let mut child = Command::new("mosquitto")
-                .arg("-c")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn mosquitto");
-            let deadline = Instant::now() + TIMEOUT;
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    eprintln!(
-                        "mosquitto on port {port} exited with {status}, retrying: {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            match start_mosquitto(dir.path(), &config, addr) {
+                Ok(child) => {
                     return TlsBroker {
                         child,
-                        port,
+                        port: addr.port(),
                         _dir: dir,
                     };
                 }
-                assert!(Instant::now() < deadline, "mosquitto not listening");
-                // Polling for a listening socket: there is no event to wait on.
-                std::thread::sleep(Duration::from_millis(10));
+                Err(error) => eprintln!("mosquitto with TLS on {addr} failed, retrying: {error}"),
             }
         }
         panic!("could not start mosquitto with TLS");
@@ -297,13 +275,22 @@ impl Drop for TlsBroker {
     }
 }
 
-fn link_options(broker: &TlsBroker, client_id: &str, ca: PathBuf) -> LinkOptions {
+/// Link options for the test user against `broker`, trusting `ca`; `identity` is a client
+/// certificate and key for mutual TLS.
+fn link_options(
+    broker: &TlsBroker,
+    client_id: &str,
+    ca: PathBuf,
+    identity: Option<(PathBuf, PathBuf)>,
+) -> LinkOptions {
     let mut options = LinkOptions::new("127.0.0.1", broker.port, client_id);
     options.username = Some(USER.into());
     options.password = Some(PASSWORD.into());
+    let (client_cert, client_key) = identity.unzip();
     options.tls = Some(TlsFiles {
         ca_file: Some(ca),
-        ..TlsFiles::default()
+        client_cert,
+        client_key,
     });
     options.backoff_min = Duration::from_millis(50);
     options.backoff_max = Duration::from_millis(400);
@@ -378,68 +365,98 @@ fn assert_alive(daemon: &mut DaemonProcess) {
     );
 }
 
-#[tokio::test]
-async fn right_ca_connects() {
-    if !enabled("right_ca_connects") {
-        return;
+/// A fresh PKI and a TLS broker on it (requiring client certificates when
+/// `require_client_cert`), or `None` when TLS tests are not enabled for `test`.
+fn tls_setup(test: &str, require_client_cert: bool) -> Option<(Pki, TlsBroker)> {
+    if !enabled(test) {
+        return None;
     }
     let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, false);
-    let (_publisher, mut events) = start_link(link_options(&broker, "tls-ok", pki.path("ca.pem")));
-    wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
+    let broker = TlsBroker::start(&pki, require_client_cert);
+    Some((pki, broker))
 }
 
-/// Connects with `kind`'s client identity to a broker that requires a client certificate.
-async fn mutual_tls_connects_with(kind: ClientKey) {
-    let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, true);
-    let mut options = link_options(&broker, &format!("tls-{}", kind.stem()), pki.path("ca.pem"));
-    let (cert, key) = pki.client_identity(kind);
-    if let Some(files) = &mut options.tls {
-        files.client_cert = Some(cert);
-        files.client_key = Some(key);
+/// The daemon's `[mqtt]` keys for the test user: `secret` (a `password` or `password_file`
+/// line), the CA file and, for mutual TLS, a client certificate and key.
+fn mqtt_keys(secret: &str, ca: &Path, identity: Option<(PathBuf, PathBuf)>) -> String {
+    let mut keys = format!(
+        "username = \"{USER}\"\n{secret}\nca_file = \"{}\"",
+        ca.display()
+    );
+    if let Some((cert, key)) = identity {
+        keys.push_str(&format!(
+            "\nclient_cert = \"{}\"\nclient_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ));
     }
+    keys
+}
+
+/// The `password` line of [`mqtt_keys`].
+fn password(password: &str) -> String {
+    format!("password = \"{password}\"")
+}
+
+/// Waits until the daemon has logged `count` failed attempts, the first naming `problem`;
+/// checks they are spaced by the backoff and the daemon still runs. Returns them.
+fn assert_retried(daemon: &mut DaemonProcess, count: usize, problem: &str) -> Vec<String> {
+    let attempts = wait_failed_attempts(daemon, count);
+    let first = &attempts[0];
+    eprintln!("logged: {first}");
+    assert!(first.contains(&format!("problem=\"{problem}\"")), "{first}");
+    assert_backoff_spacing(&attempts);
+    assert_alive(daemon);
+    attempts
+}
+
+#[tokio::test]
+async fn right_ca_connects() {
+    let Some((pki, broker)) = tls_setup("right_ca_connects", false) else {
+        return;
+    };
+    let options = link_options(&broker, "tls-ok", pki.path("ca.pem"), None);
     let (_publisher, mut events) = start_link(options);
     wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
 }
 
-#[tokio::test]
-async fn mutual_tls_with_an_ecdsa_p256_pkcs8_client_key() {
-    if enabled("mutual_tls_with_an_ecdsa_p256_pkcs8_client_key") {
-        mutual_tls_connects_with(ClientKey::EcdsaP256Pkcs8).await;
-    }
+/// Connects with `kind`'s client identity to a broker that requires a client certificate.
+async fn mutual_tls_connects_with(test: &str, kind: ClientKey) {
+    let Some((pki, broker)) = tls_setup(test, true) else {
+        return;
+    };
+    let client_id = format!("tls-{}", kind.stem());
+    let identity = pki.client_identity(kind);
+    let options = link_options(&broker, &client_id, pki.path("ca.pem"), Some(identity));
+    let (_publisher, mut events) = start_link(options);
+    wait_for(&mut events, |event| *event == LinkEvent::Connected).await;
 }
 
-#[tokio::test]
-async fn mutual_tls_with_an_ecdsa_p384_sec1_client_key() {
-    if enabled("mutual_tls_with_an_ecdsa_p384_sec1_client_key") {
-        mutual_tls_connects_with(ClientKey::EcdsaP384Sec1).await;
-    }
+/// One test per kind of client key, each named for it.
+macro_rules! mutual_tls_tests {
+    ($($test:ident: $kind:expr,)*) => {$(
+        #[tokio::test]
+        async fn $test() {
+            mutual_tls_connects_with(stringify!($test), $kind).await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn mutual_tls_with_an_rsa_2048_pkcs8_client_key() {
-    if enabled("mutual_tls_with_an_rsa_2048_pkcs8_client_key") {
-        mutual_tls_connects_with(ClientKey::Rsa2048Pkcs8).await;
-    }
-}
-
-#[tokio::test]
-async fn mutual_tls_with_an_rsa_3072_pkcs1_client_key() {
-    if enabled("mutual_tls_with_an_rsa_3072_pkcs1_client_key") {
-        mutual_tls_connects_with(ClientKey::Rsa3072Pkcs1).await;
-    }
+mutual_tls_tests! {
+    mutual_tls_with_an_ecdsa_p256_pkcs8_client_key: ClientKey::EcdsaP256Pkcs8,
+    mutual_tls_with_an_ecdsa_p384_sec1_client_key: ClientKey::EcdsaP384Sec1,
+    mutual_tls_with_an_rsa_2048_pkcs8_client_key: ClientKey::Rsa2048Pkcs8,
+    mutual_tls_with_an_rsa_3072_pkcs1_client_key: ClientKey::Rsa3072Pkcs1,
 }
 
 #[tokio::test]
 async fn mutual_tls_without_a_client_certificate_is_refused() {
-    if !enabled("mutual_tls_without_a_client_certificate_is_refused") {
+    let Some((pki, broker)) = tls_setup("mutual_tls_without_a_client_certificate_is_refused", true)
+    else {
         return;
-    }
-    let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, true);
-    let (_publisher, mut events) =
-        start_link(link_options(&broker, "tls-no-cert", pki.path("ca.pem")));
+    };
+    let options = link_options(&broker, "tls-no-cert", pki.path("ca.pem"), None);
+    let (_publisher, mut events) = start_link(options);
     // The link keeps retrying; it must never report a connection.
     let outcome = tokio::time::timeout(Duration::from_secs(2), async {
         wait_for(&mut events, |event| *event == LinkEvent::Connected).await
@@ -450,18 +467,13 @@ async fn mutual_tls_without_a_client_certificate_is_refused() {
 
 #[test]
 fn daemon_over_mqtts_publishes_online() {
-    if !enabled("daemon_over_mqtts_publishes_online") {
+    let Some((pki, broker)) = tls_setup("daemon_over_mqtts_publishes_online", false) else {
         return;
-    }
-    let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, false);
+    };
     let password_file = pki.path("mqtt-password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("write password file");
-    let keys = format!(
-        "username = \"{USER}\"\npassword_file = \"{}\"\nca_file = \"{}\"",
-        password_file.display(),
-        pki.path("ca.pem").display()
-    );
+    let secret = format!("password_file = \"{}\"", password_file.display());
+    let keys = mqtt_keys(&secret, &pki.path("ca.pem"), None);
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
     wait_online(&pki, &broker, &daemon);
     assert_alive(&mut daemon);
@@ -472,19 +484,12 @@ fn daemon_over_mqtts_publishes_online() {
 /// format `openssl genrsa -traditional` writes.
 #[test]
 fn daemon_over_mutual_tls_with_an_rsa_client_key_publishes_online() {
-    if !enabled("daemon_over_mutual_tls_with_an_rsa_client_key_publishes_online") {
+    let test = "daemon_over_mutual_tls_with_an_rsa_client_key_publishes_online";
+    let Some((pki, broker)) = tls_setup(test, true) else {
         return;
-    }
-    let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, true);
-    let (cert, key) = pki.client_identity(ClientKey::Rsa3072Pkcs1);
-    let keys = format!(
-        "username = \"{USER}\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"\n\
-         client_cert = \"{}\"\nclient_key = \"{}\"",
-        pki.path("ca.pem").display(),
-        cert.display(),
-        key.display(),
-    );
+    };
+    let identity = pki.client_identity(ClientKey::Rsa3072Pkcs1);
+    let keys = mqtt_keys(&password(PASSWORD), &pki.path("ca.pem"), Some(identity));
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
     wait_online(&pki, &broker, &daemon);
     assert_alive(&mut daemon);
@@ -499,11 +504,8 @@ fn wait_online(pki: &Pki, broker: &TlsBroker, daemon: &DaemonProcess) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut options = link_options(broker, "tls-observer", pki.path("ca.pem"));
-        if let Some(files) = &mut options.tls {
-            files.client_cert = Some(pki.path("client.pem"));
-            files.client_key = Some(pki.path("client.key"));
-        }
+        let identity = (pki.path("client.pem"), pki.path("client.key"));
+        let mut options = link_options(broker, "tls-observer", pki.path("ca.pem"), Some(identity));
         options.subscriptions = vec![availability.clone()];
         let (_publisher, mut events) = start_link(options);
         wait_for(&mut events, |event| {
@@ -516,51 +518,28 @@ fn wait_online(pki: &Pki, broker: &TlsBroker, daemon: &DaemonProcess) {
 
 #[test]
 fn wrong_ca_is_a_clear_error_retried_with_backoff() {
-    if !enabled("wrong_ca_is_a_clear_error_retried_with_backoff") {
+    let Some((pki, broker)) = tls_setup("wrong_ca_is_a_clear_error_retried_with_backoff", false)
+    else {
         return;
-    }
-    let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, false);
-    let keys = format!(
-        "username = \"{USER}\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"",
-        pki.path("other-ca.pem").display()
-    );
+    };
+    let keys = mqtt_keys(&password(PASSWORD), &pki.path("other-ca.pem"), None);
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
-    let attempts = wait_failed_attempts(&daemon, 4);
+    let attempts = assert_retried(&mut daemon, 4, "tls_certificate_rejected");
     let first = &attempts[0];
-    eprintln!("logged: {first}");
     assert!(first.contains("WARN"), "{first}");
-    assert!(
-        first.contains("problem=\"tls_certificate_rejected\""),
-        "{first}"
-    );
     assert!(first.contains("UnknownIssuer"), "{first}");
-    assert_backoff_spacing(&attempts);
-    assert_alive(&mut daemon);
     assert!(!daemon.log().contains(PASSWORD), "password in the log");
 }
 
 #[test]
 fn wrong_password_is_not_authorized_and_retried() {
-    if !enabled("wrong_password_is_not_authorized_and_retried") {
+    let Some((pki, broker)) = tls_setup("wrong_password_is_not_authorized_and_retried", false)
+    else {
         return;
-    }
-    let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, false);
-    let keys = format!(
-        "username = \"{USER}\"\npassword = \"not-the-password\"\nca_file = \"{}\"",
-        pki.path("ca.pem").display()
-    );
+    };
+    let keys = mqtt_keys(&password("not-the-password"), &pki.path("ca.pem"), None);
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
-    let attempts = wait_failed_attempts(&daemon, 3);
-    eprintln!("logged: {}", attempts[0]);
-    assert!(
-        attempts[0].contains("problem=\"not_authorized\""),
-        "{}",
-        attempts[0]
-    );
-    assert_backoff_spacing(&attempts);
-    assert_alive(&mut daemon);
+    assert_retried(&mut daemon, 3, "not_authorized");
     assert!(
         !daemon.log().contains("not-the-password"),
         "password in the log"
@@ -569,50 +548,32 @@ fn wrong_password_is_not_authorized_and_retried() {
 
 #[test]
 fn missing_client_certificate_file_is_named_and_retried() {
-    if !enabled("missing_client_certificate_file_is_named_and_retried") {
+    let test = "missing_client_certificate_file_is_named_and_retried";
+    let Some((pki, broker)) = tls_setup(test, true) else {
         return;
-    }
-    let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, true);
+    };
     let missing = pki.path("no-such-client.pem");
-    let keys = format!(
-        "username = \"{USER}\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"\n\
-         client_cert = \"{}\"\nclient_key = \"{}\"",
-        pki.path("ca.pem").display(),
-        missing.display(),
-        pki.path("client.key").display(),
-    );
+    let identity = (missing.clone(), pki.path("client.key"));
+    let keys = mqtt_keys(&password(PASSWORD), &pki.path("ca.pem"), Some(identity));
     let mut daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
-    let attempts = wait_failed_attempts(&daemon, 3);
-    eprintln!("logged: {}", attempts[0]);
-    assert!(
-        attempts[0].contains("problem=\"tls_settings\""),
-        "{}",
-        attempts[0]
-    );
+    let attempts = assert_retried(&mut daemon, 3, "tls_settings");
     assert!(
         attempts[0].contains(&format!("mqtt.client_cert {}", missing.display())),
         "{}",
         attempts[0]
     );
-    assert_backoff_spacing(&attempts);
-    assert_alive(&mut daemon);
 }
 
 /// A file that exists only from now on is picked up by the next attempt: certificates are
 /// read per connection attempt.
 #[test]
 fn certificate_file_appearing_later_is_used_on_the_next_attempt() {
-    if !enabled("certificate_file_appearing_later_is_used_on_the_next_attempt") {
+    let test = "certificate_file_appearing_later_is_used_on_the_next_attempt";
+    let Some((pki, broker)) = tls_setup(test, false) else {
         return;
-    }
-    let pki = Pki::generate();
-    let broker = TlsBroker::start(&pki, false);
+    };
     let late_ca = pki.path("late-ca.pem");
-    let keys = format!(
-        "username = \"{USER}\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"",
-        late_ca.display()
-    );
+    let keys = mqtt_keys(&password(PASSWORD), &late_ca, None);
     let daemon = DaemonProcess::spawn_with_url(&broker.url(), &keys, "");
     wait_failed_attempts(&daemon, 1);
     copy(&pki.path("ca.pem"), &late_ca);

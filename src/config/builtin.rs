@@ -24,6 +24,15 @@ pub fn builtin_routines() -> Vec<Routine> {
     file.routines
 }
 
+/// The built-in routine `id`, for tests; panics naming it when there is none.
+#[cfg(test)]
+pub(crate) fn builtin_routine(id: &str) -> Routine {
+    builtin_routines()
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no built-in routine {id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,11 +78,7 @@ mod tests {
 
     #[test]
     fn full_scalp_is_the_classic_sequence() {
-        let routines = builtin_routines();
-        let full = routines
-            .iter()
-            .find(|r| r.id == "full-scalp")
-            .expect("full-scalp exists");
+        let full = builtin_routine("full-scalp");
         let zones: Vec<&[Zone]> = full.steps.iter().map(|s| s.zones.as_slice()).collect();
         assert_eq!(
             zones,
@@ -90,11 +95,7 @@ mod tests {
 
     #[test]
     fn headache_relief_is_gentle_acupressure_on_temples_and_neck() {
-        let routines = builtin_routines();
-        let relief = routines
-            .iter()
-            .find(|r| r.id == "headache-relief")
-            .expect("headache-relief exists");
+        let relief = builtin_routine("headache-relief");
         assert!(relief.steps.iter().all(|s| s.intensity <= 50));
         assert!(relief.steps.iter().any(|s| s.technique == Technique::Press));
         assert!(

@@ -284,41 +284,20 @@ fn check_routines(issues: &mut Vec<ConfigIssue>, builtins: &[Routine], user: &[R
                 error.to_string(),
             ));
         }
-        if builtins.iter().any(|b| b.id == routine.id) {
-            issues.push(ConfigIssue::at_key(
+        let (id, name) = (&routine.id, &routine.name);
+        let earlier = &user[..i];
+        if let Some(taken) = taken(builtins, earlier, |r| r.id == *id) {
+            issues.push(taken.issue(
                 format!("{key}.id"),
-                format!(
-                    "routine id '{}' is already used by a built-in routine",
-                    routine.id
-                ),
-            ));
-        } else if let Some(j) = user[..i].iter().position(|r| r.id == routine.id) {
-            issues.push(ConfigIssue::at_key(
-                format!("{key}.id"),
-                format!("duplicate routine id '{}' (also routines[{j}])", routine.id),
+                &format!("routine id '{id}'"),
+                &format!("duplicate routine id '{id}'"),
             ));
         }
-        if builtins
-            .iter()
-            .any(|b| b.name.eq_ignore_ascii_case(&routine.name))
-        {
-            issues.push(ConfigIssue::at_key(
+        if let Some(taken) = taken(builtins, earlier, |r| r.name.eq_ignore_ascii_case(name)) {
+            issues.push(taken.issue(
                 format!("{key}.name"),
-                format!(
-                    "routine '{}': name '{}' is already used by a built-in routine",
-                    routine.id, routine.name
-                ),
-            ));
-        } else if let Some(j) = user[..i]
-            .iter()
-            .position(|r| r.name.eq_ignore_ascii_case(&routine.name))
-        {
-            issues.push(ConfigIssue::at_key(
-                format!("{key}.name"),
-                format!(
-                    "routine '{}': duplicate routine name '{}' (also routines[{j}])",
-                    routine.id, routine.name
-                ),
+                &format!("routine '{id}': name '{name}'"),
+                &format!("routine '{id}': duplicate routine name '{name}'"),
             ));
         }
     }
@@ -329,6 +308,39 @@ fn check_routines(issues: &mut Vec<ConfigIssue>, builtins: &[Routine], user: &[R
         if let Err(error) = validate_library(&all) {
             issues.push(ConfigIssue::at_key("routines", error.to_string()));
         }
+    }
+}
+
+/// What already uses a user routine's id or name.
+enum Taken {
+    /// A built-in routine.
+    Builtin,
+    /// The user routine at this index, before the one checked.
+    Earlier(usize),
+}
+
+impl Taken {
+    /// The issue at `key`: "`subject` is already used by a built-in routine", or
+    /// "`duplicate` (also routines[j])".
+    fn issue(self, key: String, subject: &str, duplicate: &str) -> ConfigIssue {
+        let message = match self {
+            Taken::Builtin => format!("{subject} is already used by a built-in routine"),
+            Taken::Earlier(j) => format!("{duplicate} (also routines[{j}])"),
+        };
+        ConfigIssue::at_key(key, message)
+    }
+}
+
+/// The first routine, built-ins before `earlier` user routines, for which `same` holds.
+fn taken(
+    builtins: &[Routine],
+    earlier: &[Routine],
+    same: impl Fn(&Routine) -> bool,
+) -> Option<Taken> {
+    if builtins.iter().any(&same) {
+        Some(Taken::Builtin)
+    } else {
+        earlier.iter().position(same).map(Taken::Earlier)
     }
 }
 
@@ -383,47 +395,47 @@ mod tests {
 
     #[test]
     fn reports_every_broken_rule_with_its_key() {
+        // Each key and the change that breaks its rule; all are applied to one config.
+        type Break = (&'static str, fn(&mut Config));
+        let breaks: [Break; 18] = [
+            ("mqtt.url", |c| c.mqtt.url = "http://broker".into()),
+            ("mqtt.base_topic", |c| c.mqtt.base_topic = "a/#".into()),
+            ("homeassistant.discovery_prefix", |c| {
+                c.homeassistant.discovery_prefix = "homeassistant/".into()
+            }),
+            ("device.id", |c| c.device.id = "Living Room".into()),
+            ("engine.frame_hz", |c| c.engine.frame_hz = 0),
+            ("engine.ramp_ms", |c| c.engine.ramp_ms = 60_001),
+            ("safety.max_session_minutes", |c| {
+                c.safety.max_session_minutes = 241
+            }),
+            ("safety.max_heat_minutes", |c| c.safety.max_heat_minutes = 0),
+            ("safety.max_level", |c| c.safety.max_level = 5000),
+            ("safety.heat_level", |c| c.safety.heat_level = 1001),
+            ("mqtt.keep_alive_s", |c| c.mqtt.keep_alive_s = 4),
+            ("mqtt.rate_limit_per_s", |c| c.mqtt.rate_limit_per_s = 0),
+            ("mqtt.rate_limit_burst", |c| c.mqtt.rate_limit_burst = 0),
+            ("mqtt.password_file", |c| {
+                c.mqtt.password = Some("x".into());
+                c.mqtt.password_file = Some("/run/pw".into());
+            }),
+            ("mqtt.client_key", |c| {
+                c.mqtt.client_cert = Some("/c.pem".into())
+            }),
+            ("driver.pwm.frequency_hz", |c| {
+                c.driver.pwm.frequency_hz = 1_000_001
+            }),
+            ("driver.serial.baud", |c| c.driver.serial.baud = 0),
+            ("driver.serial.heartbeat_timeout_ms", |c| {
+                c.driver.serial.heartbeat_ms = 1000
+            }),
+        ];
         let mut config = Config::default();
-        config.mqtt.url = "http://broker".into();
-        config.mqtt.base_topic = "a/#".into();
-        config.homeassistant.discovery_prefix = "homeassistant/".into();
-        config.device.id = "Living Room".into();
-        config.engine.frame_hz = 0;
-        config.engine.ramp_ms = 60_001;
-        config.safety.max_session_minutes = 241;
-        config.safety.max_heat_minutes = 0;
-        config.safety.max_level = 5000;
-        config.safety.heat_level = 1001;
-        config.mqtt.keep_alive_s = 4;
-        config.mqtt.rate_limit_per_s = 0;
-        config.mqtt.rate_limit_burst = 0;
-        config.mqtt.password = Some("x".into());
-        config.mqtt.password_file = Some("/run/pw".into());
-        config.mqtt.client_cert = Some("/c.pem".into());
-        config.driver.pwm.frequency_hz = 1_000_001;
-        config.driver.serial.baud = 0;
-        config.driver.serial.heartbeat_ms = 1000;
+        for (_, break_rule) in &breaks {
+            break_rule(&mut config);
+        }
         let errors = config.validate().expect_err("invalid");
-        for key in [
-            "mqtt.url",
-            "mqtt.base_topic",
-            "homeassistant.discovery_prefix",
-            "device.id",
-            "engine.frame_hz",
-            "engine.ramp_ms",
-            "safety.max_session_minutes",
-            "safety.max_heat_minutes",
-            "safety.max_level",
-            "safety.heat_level",
-            "mqtt.keep_alive_s",
-            "mqtt.rate_limit_per_s",
-            "mqtt.rate_limit_burst",
-            "mqtt.password_file",
-            "mqtt.client_key",
-            "driver.pwm.frequency_hz",
-            "driver.serial.baud",
-            "driver.serial.heartbeat_timeout_ms",
-        ] {
+        for (key, _) in &breaks {
             assert!(errors.mentions(key), "no error for {key}: {errors}");
         }
         assert_eq!(errors.issues.len(), 18, "{errors}");

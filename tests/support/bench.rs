@@ -8,7 +8,8 @@
 //! asserts on timing.
 
 use crate::support::daemon::{DaemonProcess, new_device_id};
-use crate::support::{Ack, EventLoopTask, OnError, Received, spawn_client, wait_ack};
+use crate::support::routine::{Step, routine_toml};
+use crate::support::{Ack, EventLoopTask, OnError, Received, connect_client, wait_ack};
 use rumqttc::{AsyncClient, QoS};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,16 +19,19 @@ use tokio::sync::mpsc;
 /// A user routine of `count` steps of `seconds` each, alternating zones, for timing benches.
 pub fn steps_routine(id: &str, count: usize, seconds: u32) -> String {
     let zones = ["temples", "neck", "hairline", "ears", "crown"];
-    let mut text =
-        format!("[[routines]]\nid = \"{id}\"\nname = \"Bench {id}\"\ndescription = \"bench\"\n\n");
-    for n in 0..count {
-        text.push_str(&format!(
-            "[[routines.steps]]\nlabel = \"step {n}\"\nzones = [\"{}\"]\ntechnique = \"circles\"\n\
-             seconds = {seconds}\nintensity = 80\ntempo = 60\n\n",
-            zones[n % zones.len()]
-        ));
-    }
-    text
+    let labels: Vec<String> = (0..count).map(|n| format!("step {n}")).collect();
+    let steps: Vec<Step> = labels
+        .iter()
+        .enumerate()
+        .map(|(n, label)| (label.as_str(), zones[n % zones.len()], "circles", seconds))
+        .collect();
+    routine_toml(
+        id,
+        &format!("Bench {id}"),
+        "bench",
+        &steps,
+        "intensity = 80\ntempo = 60",
+    )
 }
 
 /// Starts `massaged run` against `url` with the sim driver; `mqtt_extra` goes into `[mqtt]`,
@@ -83,31 +87,22 @@ pub struct Client {
 impl Client {
     /// Connects and waits for the ConnAck.
     pub async fn connect(addr: SocketAddr, id: &str) -> Client {
-        let (
-            client,
-            EventLoopTask {
-                messages,
-                acks,
-                task,
-            },
-        ) = spawn_client(
-            addr,
-            id,
-            10_000,
-            |options| {
-                options.set_inflight(1000);
-            },
-            OnError::Panic,
-        );
-        let mut this = Client {
+        let in_flight = |options: &mut rumqttc::MqttOptions| {
+            options.set_inflight(1000);
+        };
+        let (client, events) = connect_client(addr, id, 10_000, in_flight, OnError::Panic).await;
+        let EventLoopTask {
+            messages,
+            acks,
+            task,
+        } = events;
+        Client {
             client,
             messages,
             acks,
             task,
             id: id.to_owned(),
-        };
-        wait_ack(&mut this.acks, Ack::Conn, &this.id, "connect").await;
-        this
+        }
     }
 
     /// Subscribes at QoS 1 and waits for the SubAck.

@@ -303,4 +303,16 @@ impl DaemonProcess {
             .await;
         client
     }
+
+    /// Starts a daemon against `broker` (as [`DaemonProcess::spawn`]) and returns it with its
+    /// [`DaemonProcess::online_watcher`].
+    pub async fn spawn_online(
+        broker: &TestBroker,
+        extra_toml: &str,
+        client_id: &str,
+    ) -> (DaemonProcess, super::TestClient) {
+        let daemon = DaemonProcess::spawn(broker, extra_toml);
+        let client = daemon.online_watcher(broker, client_id).await;
+        (daemon, client)
+    }
 }

@@ -11,13 +11,14 @@
 //!   broker's acknowledgement, and waits for matching messages with a timeout
 //!   ([`TestClient::expect`]), never by sleeping.
 pub mod daemon;
+pub mod routine;
 pub mod sysfs;
 pub mod watch;
 
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -215,49 +216,52 @@ impl TestBroker {
         assert!(status.success(), "kill {signal} {} failed", child.id());
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("mosquitto.log")
-    }
-
     /// Writes the config and starts mosquitto, returning once it accepts connections.
     fn spawn_mosquitto(&self) -> Result<Child, String> {
-        let config_path = self.dir.path().join("mosquitto.conf");
         let config = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             set_tcp_nodelay {nodelay}\nlog_dest file {log}\nlog_type error\nlog_type warning\n",
+             set_tcp_nodelay {nodelay}\nlog_type error\nlog_type warning\n",
             port = self.addr.port(),
-            log = self.log_path().display(),
             nodelay = self.nodelay,
         );
-        std::fs::write(&config_path, config).map_err(|e| format!("writing config: {e}"))?;
-        let mut child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawning mosquitto: {e}"))?;
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-                return Err(format!("mosquitto exited with {status}: {log}"));
-            }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return Ok(child);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "mosquitto not listening on {} after {TIMEOUT:?}",
-                    self.addr
-                ));
-            }
-            // Polling interval for a condition we cannot be notified of, not a synchronising sleep.
-            std::thread::sleep(Duration::from_millis(10));
+        start_mosquitto(self.dir.path(), &config, self.addr)
+    }
+}
+
+/// Starts `mosquitto` on `config` (written to `mosquitto.conf` in `dir`, logging to
+/// `mosquitto.log` there) and returns once it accepts connections on `addr`; an error with the
+/// log if it exits first, or if it is not listening after [`TIMEOUT`].
+pub fn start_mosquitto(dir: &Path, config: &str, addr: SocketAddr) -> Result<Child, String> {
+    let config_path = dir.join("mosquitto.conf");
+    let log_path = dir.join("mosquitto.log");
+    let config = format!("log_dest file {}\n{config}", log_path.display());
+    std::fs::write(&config_path, config).map_err(|e| format!("writing config: {e}"))?;
+    let mut child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawning mosquitto: {e}"))?;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(format!("mosquitto exited with {status}: {log}"));
         }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "mosquitto not listening on {addr} after {TIMEOUT:?}"
+            ));
+        }
+        // Polling interval for a condition we cannot be notified of, not a synchronising sleep.
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -340,8 +344,8 @@ pub struct EventLoopTask {
 }
 
 /// Connects with TCP_NODELAY, a clean session and 1 MiB packets, and spawns the task polling
-/// the event loop (`options` are adjusted from there). Returns before the ConnAck.
-pub fn spawn_client(
+/// the event loop (`options` are adjusted from there). Returns once the ConnAck came.
+pub async fn connect_client(
     addr: SocketAddr,
     client_id: &str,
     capacity: usize,
@@ -360,7 +364,7 @@ pub fn spawn_client(
     eventloop.set_network_options(network);
     let (messages_tx, messages) = mpsc::unbounded_channel();
     let (acks_tx, acks) = mpsc::unbounded_channel();
-    let client_id = client_id.to_owned();
+    let task_id = client_id.to_owned();
     let task = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
@@ -383,20 +387,19 @@ pub fn spawn_client(
                 }
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
                 Ok(_) => {}
-                Err(error) if on_error == OnError::Panic => panic!("{client_id}: {error}"),
+                Err(error) if on_error == OnError::Panic => panic!("{task_id}: {error}"),
                 // Reconnect pacing while the broker is down, not synchronisation.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     });
-    (
-        client,
-        EventLoopTask {
-            messages,
-            acks,
-            task,
-        },
-    )
+    let mut events = EventLoopTask {
+        messages,
+        acks,
+        task,
+    };
+    wait_ack(&mut events.acks, Ack::Conn, client_id, "connect").await;
+    (client, events)
 }
 
 /// Waits for the next `wanted` acknowledgement on `acks`, skipping others; panics after
@@ -422,9 +425,7 @@ pub async fn wait_ack(
 /// the broker's acknowledgement, so "published" means the broker has the message.
 pub struct TestClient {
     client: AsyncClient,
-    messages: mpsc::UnboundedReceiver<Received>,
-    acks: mpsc::UnboundedReceiver<Ack>,
-    task: tokio::task::JoinHandle<()>,
+    events: EventLoopTask,
     client_id: String,
     probes: u32,
 }
@@ -437,28 +438,18 @@ impl TestClient {
 
     /// Connects to the broker at `addr` and waits for the ConnAck.
     pub async fn connect_to(addr: SocketAddr, client_id: &str) -> TestClient {
-        let (
+        let (client, events) =
+            connect_client(addr, client_id, 64, |_| {}, OnError::Reconnect).await;
+        TestClient {
             client,
-            EventLoopTask {
-                messages,
-                acks,
-                task,
-            },
-        ) = spawn_client(addr, client_id, 64, |_| {}, OnError::Reconnect);
-        let mut this = TestClient {
-            client,
-            messages,
-            acks,
-            task,
+            events,
             client_id: client_id.to_owned(),
             probes: 0,
-        };
-        this.wait_ack(Ack::Conn, "connect").await;
-        this
+        }
     }
 
     async fn wait_ack(&mut self, wanted: Ack, what: &str) {
-        wait_ack(&mut self.acks, wanted, &self.client_id, what).await;
+        wait_ack(&mut self.events.acks, wanted, &self.client_id, what).await;
     }
 
     /// Subscribes to `filter` at QoS 1 and waits for the SubAck.
@@ -490,7 +481,7 @@ impl TestClient {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut skipped = Vec::new();
         loop {
-            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
+            match tokio::time::timeout_at(deadline, self.events.messages.recv()).await {
                 Ok(Some(message)) => {
                     if topic_matches(filter, &message.topic) && predicate(&message) {
                         return message;
@@ -536,7 +527,7 @@ impl TestClient {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut value = None;
         loop {
-            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
+            match tokio::time::timeout_at(deadline, self.events.messages.recv()).await {
                 Ok(Some(message)) if message.topic == probe => return value,
                 Ok(Some(message)) if message.topic == topic && message.retain => {
                     value = Some(message.payload);
@@ -555,13 +546,13 @@ impl TestClient {
     pub async fn disconnect(mut self) {
         let _ = self.client.disconnect().await;
         // Wait until the event loop has written DISCONNECT: it stops producing acks then.
-        let _ = tokio::time::timeout(TIMEOUT, &mut self.task).await;
+        let _ = tokio::time::timeout(TIMEOUT, &mut self.events.task).await;
     }
 }
 
 impl Drop for TestClient {
     fn drop(&mut self) {
-        self.task.abort();
+        self.events.task.abort();
     }
 }
 
