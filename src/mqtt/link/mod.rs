@@ -48,7 +48,7 @@ pub use events::Events;
 #[cfg(feature = "embedded-broker")]
 pub(crate) use options::PACKET_HEADROOM;
 pub use options::{LastWill, LinkOptions};
-pub(crate) use publisher::Publisher;
+pub use publisher::Publisher;
 
 use crate::mqtt::command::CommandId;
 use bytes::Bytes;
