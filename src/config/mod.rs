@@ -14,6 +14,8 @@ pub mod warnings;
 
 pub(crate) use crate::device::parse_pwm_output;
 pub use crate::mqtt::url::{BrokerUrl, redact_url};
+#[cfg(test)]
+pub(crate) use builtin::builtin_routine;
 pub use builtin::{BUILTIN_ROUTINES_TOML, builtin_routines};
 pub use check::{CheckReport, check_config, check_config_with_env};
 #[cfg(feature = "embedded-broker")]

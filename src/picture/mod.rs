@@ -129,16 +129,9 @@ pub fn timeline_svg(timeline: &Timeline) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::builtin_routines;
+    use crate::config::builtin_routine as builtin;
     use crate::core::Zone;
     use text::escape;
-
-    fn builtin(id: &str) -> Routine {
-        builtin_routines()
-            .into_iter()
-            .find(|r| r.id == id)
-            .expect("built-in routine")
-    }
 
     #[test]
     fn same_inputs_give_the_same_bytes() {
