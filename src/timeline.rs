@@ -34,7 +34,20 @@ pub struct Timeline {
 const MAX_WAKEUPS: usize = 10_000_000;
 
 /// Runs `start` on `engine` from an arbitrary origin until the engine has nothing scheduled.
-pub fn simulate(mut engine: Engine, start: &Command) -> Result<Timeline, Rejection> {
+pub fn simulate(engine: Engine, start: &Command) -> Result<Timeline, Rejection> {
+    let mut frames = Vec::new();
+    let mut timeline = simulate_with(engine, start, |at, frame| frames.push((at, frame)))?;
+    timeline.frames = frames;
+    Ok(timeline)
+}
+
+/// [`simulate`], handing each frame to `frame` in time order instead of keeping it: the
+/// returned timeline has no frames, so memory does not grow with the session's length.
+pub(crate) fn simulate_with(
+    mut engine: Engine,
+    start: &Command,
+    mut frame: impl FnMut(Duration, Frame),
+) -> Result<Timeline, Rejection> {
     let origin = Instant::now();
     engine.handle_command(origin, start)?;
     let snapshot = engine.snapshot(origin);
@@ -53,10 +66,10 @@ pub fn simulate(mut engine: Engine, start: &Command) -> Result<Timeline, Rejecti
         frames: Vec::new(),
         end: Duration::ZERO,
     };
-    let collect = |engine: &mut Engine, at: Instant, timeline: &mut Timeline| {
+    let mut collect = |engine: &mut Engine, at: Instant, timeline: &mut Timeline| {
         while let Some(output) = engine.poll_output() {
             match output {
-                Output::Frame(frame) => timeline.frames.push((at - origin, frame)),
+                Output::Frame(levels) => frame(at - origin, levels),
                 Output::Event(event) => timeline.events.push((at - origin, event)),
                 Output::State(_) => {}
             }

@@ -95,36 +95,102 @@ impl Envelope {
     }
 }
 
+/// The envelope of frames already kept in a timeline.
 fn envelope(frames: &[(Duration, Frame)], slots: usize, end: Duration) -> Envelope {
-    let end_us = (end.as_micros() as u64).max(1);
-    // Wide enough that one column covers MIN_BUCKET_MS, and at least one pixel.
-    let column_px = (MIN_BUCKET_MS * 1000 * PLOT_W)
-        .div_ceil(end_us)
-        .clamp(1, PLOT_W);
-    let count = PLOT_W.div_ceil(column_px);
-    let time_at = |px: u64| px.min(PLOT_W) * end_us / PLOT_W;
-    let mut current = vec![0u16; slots];
-    let mut next = 0;
-    let mut columns = Vec::with_capacity(count as usize);
-    for column in 0..count {
-        let start = time_at(column * column_px);
-        let stop = time_at((column + 1) * column_px);
-        let at = |i: usize| frames[i].0.as_micros() as u64;
-        while next < frames.len() && at(next) <= start {
-            copy_levels(&mut current, &frames[next].1);
-            next += 1;
-        }
-        let mut range: Vec<(u16, u16)> = current.iter().map(|&l| (l, l)).collect();
-        while next < frames.len() && at(next) < stop {
-            copy_levels(&mut current, &frames[next].1);
-            for (r, &l) in range.iter_mut().zip(&current) {
-                *r = (r.0.min(l), r.1.max(l));
-            }
-            next += 1;
-        }
-        columns.push(range);
+    let mut envelope = EnvelopeBuilder::new(slots, end);
+    for (at, frame) in frames {
+        envelope.push(*at, frame);
     }
-    Envelope { column_px, columns }
+    envelope.finish()
+}
+
+/// An [`Envelope`] built from frames as they come, in time order, without keeping them: the
+/// routine picture streams a whole session through it, so its memory is one range per slot
+/// and column however long the session (a 30-minute session is about 90,000 frames).
+pub(super) struct EnvelopeBuilder {
+    end_us: u64,
+    column_px: u64,
+    count: u64,
+    /// Every slot's level as of the last frame.
+    current: Vec<u16>,
+    /// The ranges of the column being filled (index `columns.len()`), once a frame fell
+    /// inside it.
+    range: Option<Vec<(u16, u16)>>,
+    columns: Vec<Vec<(u16, u16)>>,
+}
+
+impl EnvelopeBuilder {
+    /// Columns for a session of `end` (at least a microsecond), `slots` levels per frame.
+    pub(super) fn new(slots: usize, end: Duration) -> EnvelopeBuilder {
+        let end_us = (end.as_micros() as u64).max(1);
+        // Wide enough that one column covers MIN_BUCKET_MS, and at least one pixel.
+        let column_px = (MIN_BUCKET_MS * 1000 * PLOT_W)
+            .div_ceil(end_us)
+            .clamp(1, PLOT_W);
+        let count = PLOT_W.div_ceil(column_px);
+        EnvelopeBuilder {
+            end_us,
+            column_px,
+            count,
+            current: vec![0; slots],
+            range: None,
+            columns: Vec::with_capacity(count as usize),
+        }
+    }
+
+    /// Start and end of `column` in microseconds into the session.
+    fn bounds(&self, column: u64) -> (u64, u64) {
+        let time_at = |px: u64| px.min(PLOT_W) * self.end_us / PLOT_W;
+        (
+            time_at(column * self.column_px),
+            time_at((column + 1) * self.column_px),
+        )
+    }
+
+    /// The next frame, `at` into the session. A frame at a column's start sets the levels the
+    /// column starts from; one inside it widens its ranges; one past the end changes nothing.
+    pub(super) fn push(&mut self, at: Duration, frame: &Frame) {
+        let at = at.as_micros() as u64;
+        while (self.columns.len() as u64) < self.count {
+            let (start, stop) = self.bounds(self.columns.len() as u64);
+            if self.range.is_none() && at <= start {
+                copy_levels(&mut self.current, frame);
+                return;
+            }
+            if at < stop {
+                // The column's ranges start from the levels before its first frame.
+                let range = self.range.get_or_insert_with(|| flat(&self.current));
+                copy_levels(&mut self.current, frame);
+                for (r, &l) in range.iter_mut().zip(&self.current) {
+                    *r = (r.0.min(l), r.1.max(l));
+                }
+                return;
+            }
+            self.close_column();
+        }
+    }
+
+    /// Ends the column being filled; one no frame reached holds the levels as they stand.
+    fn close_column(&mut self) {
+        let range = self.range.take().unwrap_or_else(|| flat(&self.current));
+        self.columns.push(range);
+    }
+
+    /// The envelope; columns after the last frame keep its levels.
+    pub(super) fn finish(mut self) -> Envelope {
+        while (self.columns.len() as u64) < self.count {
+            self.close_column();
+        }
+        Envelope {
+            column_px: self.column_px,
+            columns: self.columns,
+        }
+    }
+}
+
+/// Each level as a range of its own.
+fn flat(levels: &[u16]) -> Vec<(u16, u16)> {
+    levels.iter().map(|&l| (l, l)).collect()
 }
 
 fn copy_levels(current: &mut [u16], frame: &Frame) {
@@ -165,10 +231,22 @@ pub(super) struct Layout {
 impl Layout {
     /// Lays out `timeline`. Cost: one pass over its frames and events.
     pub(super) fn new(timeline: &Timeline) -> Layout {
+        let end = Layout::end(timeline);
+        let envelope = envelope(&timeline.frames, timeline.channels.count(), end);
+        Layout::with_envelope(timeline, envelope)
+    }
+
+    /// Where the plot ends for `timeline`: its end, at least a millisecond.
+    pub(super) fn end(timeline: &Timeline) -> Duration {
+        timeline.end.max(Duration::from_millis(1))
+    }
+
+    /// Lays out `timeline` with the `envelope` of its frames built for [`Layout::end`]
+    /// (the timeline's own frames are not looked at).
+    pub(super) fn with_envelope(timeline: &Timeline, envelope: Envelope) -> Layout {
         let lanes = lanes(&timeline.channels);
         let heat_slot = timeline.channels.heat();
-        let end = timeline.end.max(Duration::from_millis(1));
-        let envelope = envelope(&timeline.frames, timeline.channels.count(), end);
+        let end = Layout::end(timeline);
         let lanes_bottom = LANES_Y + LANE_H * lanes.len() as u64;
         let plot_bottom = lanes_bottom + if heat_slot.is_some() { HEAT_H } else { 0 };
         let axis_y = plot_bottom + 4;
@@ -368,6 +446,89 @@ mod tests {
             0,
             "a slot past the frame is off"
         );
+    }
+
+    /// The envelope as it was computed before it streamed: over the kept frames, column by
+    /// column. An independent model for the builder.
+    fn batch_envelope(
+        frames: &[(Duration, Frame)],
+        slots: usize,
+        end: Duration,
+    ) -> Vec<Vec<(u16, u16)>> {
+        let end_us = (end.as_micros() as u64).max(1);
+        let column_px = (MIN_BUCKET_MS * 1000 * PLOT_W)
+            .div_ceil(end_us)
+            .clamp(1, PLOT_W);
+        let time_at = |px: u64| px.min(PLOT_W) * end_us / PLOT_W;
+        let mut current = vec![0u16; slots];
+        let mut next = 0;
+        let mut columns = Vec::new();
+        for column in 0..PLOT_W.div_ceil(column_px) {
+            let start = time_at(column * column_px);
+            let stop = time_at((column + 1) * column_px);
+            let at = |i: usize| frames[i].0.as_micros() as u64;
+            while next < frames.len() && at(next) <= start {
+                copy_levels(&mut current, &frames[next].1);
+                next += 1;
+            }
+            let mut range: Vec<(u16, u16)> = current.iter().map(|&l| (l, l)).collect();
+            while next < frames.len() && at(next) < stop {
+                copy_levels(&mut current, &frames[next].1);
+                for (r, &l) in range.iter_mut().zip(&current) {
+                    *r = (r.0.min(l), r.1.max(l));
+                }
+                next += 1;
+            }
+            columns.push(range);
+        }
+        columns
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Frames with `levels`, each `gap` units of `unit` after the one before.
+        fn frames_after_gaps(
+            steps: Vec<(u64, Vec<u16>)>,
+            unit: Duration,
+        ) -> Vec<(Duration, Frame)> {
+            let mut at = Duration::ZERO;
+            steps
+                .into_iter()
+                .map(|(gap, levels)| {
+                    at += unit * gap as u32;
+                    (at, Frame { levels })
+                })
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn streamed_envelope_matches_the_batch_one(
+                slots in 1usize..4,
+                end_ms in 1u64..4_000_000,
+                // Gaps between frames in ms (0: two frames at the same offset), levels per frame.
+                steps in prop::collection::vec((0u64..20_000, prop::collection::vec(0u16..=1000, 0..5)), 0..200),
+            ) {
+                let frames = frames_after_gaps(steps, Duration::from_millis(1));
+                let end = Duration::from_millis(end_ms);
+                let streamed = envelope(&frames, slots, end);
+                prop_assert_eq!(streamed.columns, batch_envelope(&frames, slots, end));
+            }
+
+            #[test]
+            fn frames_on_column_boundaries_stream_like_the_batch(
+                // A session of k * PLOT_W ms has a column boundary every few k ms; gaps in k ms.
+                k in 1u64..6000,
+                steps in prop::collection::vec((0u64..40, prop::collection::vec(0u16..=1000, 2)), 0..200),
+            ) {
+                let frames = frames_after_gaps(steps, Duration::from_millis(k));
+                let end = Duration::from_millis(k * PLOT_W);
+                let streamed = envelope(&frames, 2, end);
+                prop_assert_eq!(streamed.columns, batch_envelope(&frames, 2, end));
+            }
+        }
     }
 
     #[test]

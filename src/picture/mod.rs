@@ -18,9 +18,10 @@ mod text;
 
 use crate::core::engine::EngineError;
 use crate::core::{Action, Command, Engine, EngineConfig, Rejection, Routine, Settings};
-use crate::timeline::{Timeline, simulate};
-use layout::Layout;
+use crate::timeline::{Timeline, simulate_with};
+use layout::{Envelope, EnvelopeBuilder, Layout};
 use std::fmt::Write as _;
+use std::time::Duration;
 use text::clock_long;
 
 /// Why a picture could not be drawn.
@@ -39,7 +40,7 @@ pub enum PictureError {
 ///
 /// Pure: same inputs, same bytes. The relaxer guard plays no part (the picture shows what a
 /// session would do, not whether today allows one). Cost: one simulated session at
-/// `config.frame_hz`.
+/// `config.frame_hz` (two when the session does not end after `minutes`).
 pub(crate) fn routine_svg(
     config: &EngineConfig,
     routine: &Routine,
@@ -47,6 +48,19 @@ pub(crate) fn routine_svg(
     intensity: u32,
     heat: bool,
 ) -> Result<String, PictureError> {
+    let (engine, start) = session(config, routine, minutes, intensity, heat);
+    draw_streamed(engine, &start, Duration::from_secs(u64::from(minutes) * 60))
+}
+
+/// A new engine with only `routine` and these settings, on every call, and the command that
+/// starts the session (forced past the relaxer guard).
+fn session<'a>(
+    config: &'a EngineConfig,
+    routine: &'a Routine,
+    minutes: u32,
+    intensity: u32,
+    heat: bool,
+) -> (impl Fn() -> Result<Engine, EngineError> + 'a, Command) {
     let settings = Settings {
         routine: routine.id.clone(),
         intensity,
@@ -54,12 +68,14 @@ pub(crate) fn routine_svg(
         heat,
         relaxer_date: None,
     };
-    let engine = Engine::new(
-        config.clone(),
-        vec![routine.clone()],
-        settings,
-        Default::default(),
-    )?;
+    let engine = move || {
+        Engine::new(
+            config.clone(),
+            vec![routine.clone()],
+            settings.clone(),
+            Default::default(),
+        )
+    };
     let start = Command {
         routine: Some(routine.id.clone()),
         minutes: Some(minutes),
@@ -68,8 +84,34 @@ pub(crate) fn routine_svg(
         force: true,
         ..Command::action(Action::Start)
     };
-    let timeline = simulate(engine, &start)?;
-    Ok(timeline_svg(&timeline))
+    (engine, start)
+}
+
+/// Draws the session `start` begins on a new `engine()`, its frames streamed into the
+/// envelope rather than kept (the daemon draws on a blocking thread, and a kept session of
+/// tens of thousands of frames stayed in that thread's malloc arena after it was freed).
+/// The columns depend on where the session ends, so the first run assumes `expected`; a
+/// session the engine ended elsewhere is run once more with the end it had.
+fn draw_streamed(
+    engine: impl Fn() -> Result<Engine, EngineError>,
+    start: &Command,
+    expected: Duration,
+) -> Result<String, PictureError> {
+    let streamed = |end: Duration| -> Result<(Timeline, Envelope), PictureError> {
+        let engine = engine()?;
+        let mut envelope = EnvelopeBuilder::new(engine.config().channels.count(), end);
+        let timeline = simulate_with(engine, start, |at, frame| envelope.push(at, &frame))?;
+        Ok((timeline, envelope.finish()))
+    };
+    let (mut timeline, mut envelope) = streamed(expected)?;
+    let end = Layout::end(&timeline);
+    if end != expected {
+        (timeline, envelope) = streamed(end)?;
+    }
+    Ok(svg::draw(
+        &timeline,
+        &Layout::with_envelope(&timeline, envelope),
+    ))
 }
 
 /// Intensity the library's pictures are drawn at (the default a new user starts with).
@@ -131,6 +173,7 @@ mod tests {
     use super::*;
     use crate::config::builtin_routine as builtin;
     use crate::core::Zone;
+    use crate::timeline::simulate;
     use text::escape;
 
     #[test]
@@ -146,6 +189,32 @@ mod tests {
             a,
             routine_svg(&config, &routine, 4, 30, true).expect("draws")
         );
+    }
+
+    #[test]
+    fn streamed_pictures_are_the_pictures_of_the_kept_frames() {
+        let config = EngineConfig::default();
+        for routine in builtin_routines() {
+            for (minutes, heat) in [(1, false), (7, true), (config.max_session_minutes, true)] {
+                let streamed = routine_svg(&config, &routine, minutes, 45, heat).expect("draws");
+                let (engine, start) = session(&config, &routine, minutes, 45, heat);
+                let kept = simulate(engine().expect("engine"), &start).expect("simulates");
+                let label = format!("{} {minutes} min", routine.id);
+                assert_eq!(streamed, timeline_svg(&kept), "{label}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_session_that_ends_elsewhere_is_drawn_for_its_real_end() {
+        let config = EngineConfig::default();
+        let routine = builtin("temple-circles");
+        let expected = routine_svg(&config, &routine, 4, 60, true).expect("draws");
+        let (engine, start) = session(&config, &routine, 4, 60, true);
+        for wrong in [Duration::from_secs(1), Duration::from_secs(3600)] {
+            let drawn = draw_streamed(&engine, &start, wrong).expect("draws");
+            assert_eq!(drawn, expected, "first run assumed {wrong:?}");
+        }
     }
 
     #[test]
