@@ -171,7 +171,7 @@ pub fn timeline_svg(timeline: &Timeline) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::builtin_routine as builtin;
+    use crate::config::{builtin_routine as builtin, builtin_routines};
     use crate::core::Zone;
     use crate::timeline::simulate;
     use text::escape;
