@@ -5,7 +5,7 @@
 //! unknown keys, so a misspelt key shows no error: the tests pin every key.
 
 use super::topics::{PAYLOAD_OFFLINE, PAYLOAD_ONLINE, Topics};
-use crate::core::{Action, EventKind, SessionState};
+use crate::core::{Action, EventKind, SessionState, limits};
 use serde_json::{Map, Value, json};
 
 use super::routine_image::CONTENT_TYPE;
@@ -152,305 +152,14 @@ pub fn discovery_payload(info: &DiscoveryInfo) -> String {
 /// The device discovery payload as a JSON value.
 pub(crate) fn discovery_value(info: &DiscoveryInfo) -> Value {
     let topics = &info.topics;
-    let mut cmps = Map::new();
-    let mut add = |key: &str, platform: &str, name: &str, icon: &str, extra: Value| {
-        let mut component = Map::new();
-        component.insert("p".into(), platform.into());
-        component.insert("name".into(), name.into());
-        component.insert(
-            "unique_id".into(),
-            format!("{}_{key}", info.device_id).into(),
-        );
-        component.insert("icon".into(), icon.into());
-        if let Value::Object(extra) = extra {
-            component.extend(extra);
-        }
-        cmps.insert(key.to_owned(), Value::Object(component));
+    let mut components = Components {
+        device_id: &info.device_id,
+        cmps: Map::new(),
     };
-
-    add(
-        "routine",
-        "select",
-        "Routine",
-        "mdi:format-list-bulleted",
-        json!({
-            "options": info.routine_names,
-            "command_topic": topics.set,
-            "command_template": "{{ {'routine': value} | tojson }}",
-            "state_topic": topics.state,
-            "value_template": "{{ value_json.routine_name }}",
-        }),
-    );
-    add(
-        "intensity",
-        "number",
-        "Intensity",
-        "mdi:gauge",
-        json!({
-            "min": 1,
-            "max": 100,
-            "step": 1,
-            "mode": "slider",
-            "unit_of_measurement": "%",
-            "command_topic": topics.set,
-            "command_template": "{\"intensity\": {{ value | int }}}",
-            "state_topic": topics.state,
-            "value_template": "{{ value_json.intensity }}",
-        }),
-    );
-    add(
-        "minutes",
-        "number",
-        "Minutes",
-        "mdi:timer-outline",
-        json!({
-            "min": 1,
-            "max": info.max_session_minutes.max(1),
-            "step": 1,
-            "mode": "box",
-            "unit_of_measurement": "min",
-            "command_topic": topics.set,
-            "command_template": "{\"minutes\": {{ value | int }}}",
-            "state_topic": topics.state,
-            "value_template": "{{ value_json.minutes }}",
-        }),
-    );
-    add(
-        "heat",
-        "switch",
-        "Heat",
-        "mdi:heat-wave",
-        json!({
-            "command_topic": topics.set,
-            "payload_on": "{\"heat\": true}",
-            "payload_off": "{\"heat\": false}",
-            "state_topic": topics.state,
-            "value_template": "{{ 'ON' if value_json.heat else 'OFF' }}",
-            "state_on": "ON",
-            "state_off": "OFF",
-        }),
-    );
-    for (action, name, icon) in [
-        (Action::Start, "Start", "mdi:play"),
-        (Action::Stop, "Stop", "mdi:stop"),
-        (Action::Pause, "Pause", "mdi:pause"),
-        (Action::Resume, "Resume", "mdi:play-pause"),
-        (Action::Skip, "Skip", "mdi:skip-next"),
-    ] {
-        add(
-            action.as_str(),
-            "button",
-            name,
-            icon,
-            json!({
-                "command_topic": topics.set,
-                "payload_press": json!({"action": action.as_str()}).to_string(),
-            }),
-        );
+    for group in [controls, buttons, session, diagnostics] {
+        group(&mut components, info);
     }
-    add(
-        "state",
-        "sensor",
-        "State",
-        "mdi:list-status",
-        json!({
-            "device_class": "enum",
-            "options": SessionState::ALL.map(human_state),
-            "state_topic": topics.state,
-            "value_template": state_template(),
-        }),
-    );
-    add(
-        "ends_at",
-        "sensor",
-        "Ends at",
-        "mdi:clock-end",
-        json!({
-            "device_class": "timestamp",
-            "state_topic": topics.state,
-            "value_template": format!("{{{{ value_json.ends_at or '{UNKNOWN}' }}}}"),
-        }),
-    );
-    add(
-        "step",
-        "sensor",
-        "Step",
-        "mdi:format-list-numbered",
-        json!({
-            "state_topic": topics.state,
-            // "Step 2 of 4: Crown sweep"; Home Assistant states hold at most 255 characters.
-            "value_template": concat!(
-                "{% if value_json.step %}",
-                "{{ ('Step ' ~ (value_json.step_index + 1) ~ ' of ' ~ value_json.step_count ~ ': ' ~ value_json.step)[:255] }}",
-                "{% else %}", "Not running", "{% endif %}"
-            ),
-        }),
-    );
-    add(
-        "running",
-        "binary_sensor",
-        "Running",
-        "mdi:motion-play-outline",
-        json!({
-            "device_class": "running",
-            "state_topic": topics.state,
-            "value_template": "{{ 'ON' if value_json.state == 'running' else 'OFF' }}",
-        }),
-    );
-    add(
-        "problem",
-        "binary_sensor",
-        "Problem",
-        "mdi:alert-circle-outline",
-        json!({
-            "device_class": "problem",
-            "entity_category": "diagnostic",
-            "state_topic": topics.state,
-            "value_template": "{{ 'ON' if value_json.state == 'fault' else 'OFF' }}",
-            "json_attributes_topic": topics.state,
-            "json_attributes_template": "{{ (value_json.fault or {}) | tojson }}",
-        }),
-    );
-    add(
-        "sessions_total",
-        "sensor",
-        "Sessions",
-        "mdi:counter",
-        json!({
-            "state_class": "total_increasing",
-            "entity_category": "diagnostic",
-            "state_topic": topics.state,
-            "value_template": "{{ value_json.sessions_total }}",
-        }),
-    );
-    add(
-        "massage_time_total",
-        "sensor",
-        "Massage time",
-        "mdi:timer-sand",
-        json!({
-            "device_class": "duration",
-            "state_class": "total_increasing",
-            "unit_of_measurement": "min",
-            "suggested_display_precision": 0,
-            "entity_category": "diagnostic",
-            "state_topic": topics.state,
-            // Counts during a session too (massage_seconds_live); JSON keeps whole seconds.
-            "value_template": "{{ (value_json.massage_seconds_live / 60) | round(1) }}",
-        }),
-    );
-    add(
-        "relaxer_date",
-        "text",
-        "Relaxer date (YYYY-MM-DD)",
-        "mdi:calendar-alert",
-        json!({
-            "entity_category": "config",
-            "mode": "text",
-            "min": 0,
-            "max": 10,
-            "pattern": RELAXER_DATE_PATTERN,
-            // The name carries the format; the entity id stays `text.<device>_relaxer_date`.
-            "default_entity_id": format!("text.{}_relaxer_date", slug(&info.device_name)),
-            "command_topic": topics.set,
-            "command_template": "{{ {'relaxer_date': value} | tojson }}",
-            "state_topic": topics.state,
-            // The text entity refuses states that miss the pattern, so null must become "".
-            "value_template": "{{ value_json.relaxer_date or '' }}",
-        }),
-    );
-    add(
-        "session",
-        "event",
-        "Session",
-        "mdi:bell-ring-outline",
-        json!({
-            "event_types": EventKind::ALL.map(EventKind::as_str),
-            "state_topic": topics.event,
-        }),
-    );
-
-    add(
-        "remaining",
-        "sensor",
-        "Remaining",
-        "mdi:timer-sand-complete",
-        json!({
-            "device_class": "duration",
-            "unit_of_measurement": "min",
-            "suggested_display_precision": 0,
-            "state_topic": topics.state,
-            // Idle: nothing remains. Rounded up, like remaining_s, so 0 means over.
-            "value_template": "{{ ((value_json.remaining_s or 0) / 60) | round(0, 'ceil') | int }}",
-        }),
-    );
-    add(
-        "progress",
-        "sensor",
-        "Progress",
-        "mdi:progress-clock",
-        json!({
-            "unit_of_measurement": "%",
-            "state_class": "measurement",
-            "suggested_display_precision": 0,
-            "state_topic": topics.state,
-            "value_template": concat!(
-                "{% set done = value_json.elapsed_s or 0 %}",
-                "{% set total = done + (value_json.remaining_s or 0) %}",
-                "{{ (100 * done / total) | round(0) | int if total > 0 else 0 }}"
-            ),
-            "json_attributes_topic": topics.state,
-            "json_attributes_template": concat!(
-                "{{ {'step': (value_json.step_index + 1) if value_json.step_index is not none else none,",
-                " 'step_count': value_json.step_count, 'elapsed_s': value_json.elapsed_s,",
-                " 'remaining_s': value_json.remaining_s} | tojson }}"
-            ),
-        }),
-    );
-    add(
-        "guard",
-        "binary_sensor",
-        "Relaxer guard",
-        "mdi:shield-alert-outline",
-        json!({
-            "state_topic": topics.state,
-            "value_template": "{{ 'ON' if value_json.guard_active else 'OFF' }}",
-            "json_attributes_topic": topics.state,
-            "json_attributes_template": "{{ {'relaxer_date': value_json.relaxer_date} | tojson }}",
-        }),
-    );
-    add(
-        "start_anyway",
-        "button",
-        "Start anyway",
-        "mdi:play-box-lock-open-outline",
-        json!({
-            "command_topic": topics.set,
-            "payload_press": json!({"action": Action::Start.as_str(), "force": true}).to_string(),
-        }),
-    );
-    add(
-        "last_message",
-        "sensor",
-        "Last message",
-        "mdi:message-alert-outline",
-        json!({
-            "state_topic": topics.state,
-            // Cleared (OK) by the next accepted command.
-            "value_template": format!("{{{{ value_json.last_message[:255] if value_json.last_message else '{NO_MESSAGE}' }}}}"),
-        }),
-    );
-    add(
-        "picture",
-        "image",
-        "Routine",
-        "mdi:chart-timeline-variant",
-        json!({
-            "image_topic": topics.routine_image,
-            "content_type": CONTENT_TYPE,
-        }),
-    );
-
+    let cmps = components.cmps;
     let mut origin = json!({
         "name": ORIGIN_NAME,
         "sw": info.sw_version,
@@ -481,6 +190,333 @@ pub(crate) fn discovery_value(info: &DiscoveryInfo) -> Value {
         "qos": 1,
         "cmps": cmps,
     })
+}
+
+/// The components of the device discovery payload, keyed as Home Assistant reads them.
+struct Components<'a> {
+    device_id: &'a str,
+    cmps: Map<String, Value>,
+}
+
+impl Components<'_> {
+    /// Adds component `key` on `platform` with its common fields and the `extra` ones.
+    fn add(&mut self, key: &str, platform: &str, name: &str, icon: &str, extra: Value) {
+        let mut component = Map::new();
+        component.insert("p".into(), platform.into());
+        component.insert("name".into(), name.into());
+        component.insert(
+            "unique_id".into(),
+            format!("{}_{key}", self.device_id).into(),
+        );
+        component.insert("icon".into(), icon.into());
+        if let Value::Object(extra) = extra {
+            component.extend(extra);
+        }
+        self.cmps.insert(key.to_owned(), Value::Object(component));
+    }
+}
+
+/// What the user sets: routine, intensity, minutes, heat and the relaxer date.
+fn controls(c: &mut Components<'_>, info: &DiscoveryInfo) {
+    let topics = &info.topics;
+    // The numbers offer what a command may set: the ranges' one owner is `core::limits`.
+    let minutes = limits::session_minutes(info.max_session_minutes.max(1));
+    c.add(
+        "routine",
+        "select",
+        "Routine",
+        "mdi:format-list-bulleted",
+        json!({
+            "options": info.routine_names,
+            "command_topic": topics.set,
+            "command_template": "{{ {'routine': value} | tojson }}",
+            "state_topic": topics.state,
+            "value_template": "{{ value_json.routine_name }}",
+        }),
+    );
+    c.add(
+        "intensity",
+        "number",
+        "Intensity",
+        "mdi:gauge",
+        json!({
+            "min": limits::INTENSITY.start(),
+            "max": limits::INTENSITY.end(),
+            "step": 1,
+            "mode": "slider",
+            "unit_of_measurement": "%",
+            "command_topic": topics.set,
+            "command_template": "{\"intensity\": {{ value | int }}}",
+            "state_topic": topics.state,
+            "value_template": "{{ value_json.intensity }}",
+        }),
+    );
+    c.add(
+        "minutes",
+        "number",
+        "Minutes",
+        "mdi:timer-outline",
+        json!({
+            "min": minutes.start(),
+            "max": minutes.end(),
+            "step": 1,
+            "mode": "box",
+            "unit_of_measurement": "min",
+            "command_topic": topics.set,
+            "command_template": "{\"minutes\": {{ value | int }}}",
+            "state_topic": topics.state,
+            "value_template": "{{ value_json.minutes }}",
+        }),
+    );
+    c.add(
+        "heat",
+        "switch",
+        "Heat",
+        "mdi:heat-wave",
+        json!({
+            "command_topic": topics.set,
+            "payload_on": "{\"heat\": true}",
+            "payload_off": "{\"heat\": false}",
+            "state_topic": topics.state,
+            "value_template": "{{ 'ON' if value_json.heat else 'OFF' }}",
+            "state_on": "ON",
+            "state_off": "OFF",
+        }),
+    );
+    c.add(
+        "relaxer_date",
+        "text",
+        "Relaxer date (YYYY-MM-DD)",
+        "mdi:calendar-alert",
+        json!({
+            "entity_category": "config",
+            "mode": "text",
+            "min": 0,
+            "max": 10,
+            "pattern": RELAXER_DATE_PATTERN,
+            // The name carries the format; the entity id stays `text.<device>_relaxer_date`.
+            "default_entity_id": format!("text.{}_relaxer_date", slug(&info.device_name)),
+            "command_topic": topics.set,
+            "command_template": "{{ {'relaxer_date': value} | tojson }}",
+            "state_topic": topics.state,
+            // The text entity refuses states that miss the pattern, so null must become "".
+            "value_template": "{{ value_json.relaxer_date or '' }}",
+        }),
+    );
+}
+
+/// The action buttons, and "Start anyway" past the relaxer guard.
+fn buttons(c: &mut Components<'_>, info: &DiscoveryInfo) {
+    let topics = &info.topics;
+    for (action, name, icon) in [
+        (Action::Start, "Start", "mdi:play"),
+        (Action::Stop, "Stop", "mdi:stop"),
+        (Action::Pause, "Pause", "mdi:pause"),
+        (Action::Resume, "Resume", "mdi:play-pause"),
+        (Action::Skip, "Skip", "mdi:skip-next"),
+    ] {
+        c.add(
+            action.as_str(),
+            "button",
+            name,
+            icon,
+            json!({
+                "command_topic": topics.set,
+                "payload_press": json!({"action": action.as_str()}).to_string(),
+            }),
+        );
+    }
+    c.add(
+        "start_anyway",
+        "button",
+        "Start anyway",
+        "mdi:play-box-lock-open-outline",
+        json!({
+            "command_topic": topics.set,
+            "payload_press": json!({"action": Action::Start.as_str(), "force": true}).to_string(),
+        }),
+    );
+}
+
+/// The session as it runs: state, step, times, progress, events and the routine picture.
+fn session(c: &mut Components<'_>, info: &DiscoveryInfo) {
+    let topics = &info.topics;
+    c.add(
+        "state",
+        "sensor",
+        "State",
+        "mdi:list-status",
+        json!({
+            "device_class": "enum",
+            "options": SessionState::ALL.map(human_state),
+            "state_topic": topics.state,
+            "value_template": state_template(),
+        }),
+    );
+    c.add(
+        "running",
+        "binary_sensor",
+        "Running",
+        "mdi:motion-play-outline",
+        json!({
+            "device_class": "running",
+            "state_topic": topics.state,
+            "value_template": "{{ 'ON' if value_json.state == 'running' else 'OFF' }}",
+        }),
+    );
+    c.add(
+        "step",
+        "sensor",
+        "Step",
+        "mdi:format-list-numbered",
+        json!({
+            "state_topic": topics.state,
+            // "Step 2 of 4: Crown sweep"; Home Assistant states hold at most 255 characters.
+            "value_template": concat!(
+                "{% if value_json.step %}",
+                "{{ ('Step ' ~ (value_json.step_index + 1) ~ ' of ' ~ value_json.step_count ~ ': ' ~ value_json.step)[:255] }}",
+                "{% else %}", "Not running", "{% endif %}"
+            ),
+        }),
+    );
+    c.add(
+        "ends_at",
+        "sensor",
+        "Ends at",
+        "mdi:clock-end",
+        json!({
+            "device_class": "timestamp",
+            "state_topic": topics.state,
+            "value_template": format!("{{{{ value_json.ends_at or '{UNKNOWN}' }}}}"),
+        }),
+    );
+    c.add(
+        "remaining",
+        "sensor",
+        "Remaining",
+        "mdi:timer-sand-complete",
+        json!({
+            "device_class": "duration",
+            "unit_of_measurement": "min",
+            "suggested_display_precision": 0,
+            "state_topic": topics.state,
+            // Idle: nothing remains. Rounded up, like remaining_s, so 0 means over.
+            "value_template": "{{ ((value_json.remaining_s or 0) / 60) | round(0, 'ceil') | int }}",
+        }),
+    );
+    c.add(
+        "progress",
+        "sensor",
+        "Progress",
+        "mdi:progress-clock",
+        json!({
+            "unit_of_measurement": "%",
+            "state_class": "measurement",
+            "suggested_display_precision": 0,
+            "state_topic": topics.state,
+            "value_template": concat!(
+                "{% set done = value_json.elapsed_s or 0 %}",
+                "{% set total = done + (value_json.remaining_s or 0) %}",
+                "{{ (100 * done / total) | round(0) | int if total > 0 else 0 }}"
+            ),
+            "json_attributes_topic": topics.state,
+            "json_attributes_template": concat!(
+                "{{ {'step': (value_json.step_index + 1) if value_json.step_index is not none else none,",
+                " 'step_count': value_json.step_count, 'elapsed_s': value_json.elapsed_s,",
+                " 'remaining_s': value_json.remaining_s} | tojson }}"
+            ),
+        }),
+    );
+    c.add(
+        "session",
+        "event",
+        "Session",
+        "mdi:bell-ring-outline",
+        json!({
+            "event_types": EventKind::ALL.map(EventKind::as_str),
+            "state_topic": topics.event,
+        }),
+    );
+    c.add(
+        "picture",
+        "image",
+        "Routine",
+        "mdi:chart-timeline-variant",
+        json!({
+            "image_topic": topics.routine_image,
+            "content_type": CONTENT_TYPE,
+        }),
+    );
+}
+
+/// Problems, the guard, the last refusal and the lifetime counters.
+fn diagnostics(c: &mut Components<'_>, info: &DiscoveryInfo) {
+    let topics = &info.topics;
+    c.add(
+        "problem",
+        "binary_sensor",
+        "Problem",
+        "mdi:alert-circle-outline",
+        json!({
+            "device_class": "problem",
+            "entity_category": "diagnostic",
+            "state_topic": topics.state,
+            "value_template": "{{ 'ON' if value_json.state == 'fault' else 'OFF' }}",
+            "json_attributes_topic": topics.state,
+            "json_attributes_template": "{{ (value_json.fault or {}) | tojson }}",
+        }),
+    );
+    c.add(
+        "guard",
+        "binary_sensor",
+        "Relaxer guard",
+        "mdi:shield-alert-outline",
+        json!({
+            "state_topic": topics.state,
+            "value_template": "{{ 'ON' if value_json.guard_active else 'OFF' }}",
+            "json_attributes_topic": topics.state,
+            "json_attributes_template": "{{ {'relaxer_date': value_json.relaxer_date} | tojson }}",
+        }),
+    );
+    c.add(
+        "last_message",
+        "sensor",
+        "Last message",
+        "mdi:message-alert-outline",
+        json!({
+            "state_topic": topics.state,
+            // Cleared (OK) by the next accepted command.
+            "value_template": format!("{{{{ value_json.last_message[:255] if value_json.last_message else '{NO_MESSAGE}' }}}}"),
+        }),
+    );
+    c.add(
+        "sessions_total",
+        "sensor",
+        "Sessions",
+        "mdi:counter",
+        json!({
+            "state_class": "total_increasing",
+            "entity_category": "diagnostic",
+            "state_topic": topics.state,
+            "value_template": "{{ value_json.sessions_total }}",
+        }),
+    );
+    c.add(
+        "massage_time_total",
+        "sensor",
+        "Massage time",
+        "mdi:timer-sand",
+        json!({
+            "device_class": "duration",
+            "state_class": "total_increasing",
+            "unit_of_measurement": "min",
+            "suggested_display_precision": 0,
+            "entity_category": "diagnostic",
+            "state_topic": topics.state,
+            // Counts during a session too (massage_seconds_live); JSON keeps whole seconds.
+            "value_template": "{{ (value_json.massage_seconds_live / 60) | round(1) }}",
+        }),
+    );
 }
 
 /// The retained topics to clear (publish empty) to remove the device from Home Assistant and
